@@ -1,0 +1,3 @@
+from batchjobs.cli import entry
+
+entry()

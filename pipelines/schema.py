@@ -1,0 +1,213 @@
+"""Arrow schemas of every lake table (contract: see docs/architecture.md, "The lake").
+
+The schemas here are the single source of truth: the generator, the sinks, the sweep and
+the audit import them, and :func:`validate_backlog_schema` tells a user exactly which
+column of their own backlog is missing or mistyped.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from pipelines.errors import BadInputError
+
+TS = pa.timestamp("us", tz="UTC")
+
+# Content types of the DSA Transparency Database (`content_type` enumeration).
+CONTENT_TYPES: tuple[str, ...] = (
+    "CONTENT_TYPE_APP", "CONTENT_TYPE_AUDIO", "CONTENT_TYPE_IMAGE",
+    "CONTENT_TYPE_PRODUCT", "CONTENT_TYPE_SYNTHETIC_MEDIA", "CONTENT_TYPE_TEXT",
+    "CONTENT_TYPE_VIDEO", "CONTENT_TYPE_OTHER",
+)  # fmt: skip
+# The backlog stores the short form (TEXT, IMAGE, VIDEO, ...).
+SHORT_CONTENT_TYPES: tuple[str, ...] = tuple(c.removeprefix("CONTENT_TYPE_") for c in CONTENT_TYPES)
+
+BACKLOG = pa.schema(
+    [
+        # Nullable at the Arrow level so that a bad row (null id) can be read and
+        # dead-lettered instead of failing the whole file; scoring requires it.
+        pa.field("content_id", pa.string()),
+        pa.field("created_at", TS),
+        pa.field("region", pa.string()),
+        pa.field("markets", pa.list_(pa.string())),
+        pa.field("language", pa.string()),
+        pa.field("content_type", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("image", pa.binary()),
+        pa.field("frames", pa.list_(pa.binary())),
+    ]
+)
+
+GROUND_TRUTH = pa.schema(
+    [
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("policy_id", pa.string(), nullable=False),
+        pa.field("label", pa.bool_(), nullable=False),
+        # Template family of the violation (or of the benign filler) and where its signal
+        # is: "text", "image", "both" (only the combination violates) or "none".
+        pa.field("family", pa.string(), nullable=False),
+        pa.field("signal", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),  # "train" | "heldout"
+    ]
+)
+
+_LINEAGE = [
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("model_name", pa.string(), nullable=False),
+    pa.field("model_version", pa.string(), nullable=False),
+    pa.field("source_version", pa.int64(), nullable=False),
+]
+
+SCORES = pa.schema(
+    [
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("policy_id", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        *_LINEAGE,
+        pa.field("scored_at", TS, nullable=False),
+        # Item metadata copied from the backlog so that sweeps re-decide and audits
+        # aggregate from this table alone, without reading media.
+        pa.field("created_at", TS),
+        pa.field("region", pa.string()),
+        pa.field("markets", pa.list_(pa.string())),
+        pa.field("language", pa.string()),
+        pa.field("content_type", pa.string()),
+        pa.field("content_sha256", pa.string()),
+        pa.field("chunk_id", pa.int64(), nullable=False),
+    ]
+)
+
+AUTOMATED = ("FULLY", "PARTIALLY", "NOT_AUTOMATED")
+SOURCES = ("model", "human_review", "appeal")
+ACTIONS = ("none", "review", "label", "demote", "age_restrict", "remove")
+
+DECISIONS = pa.schema(
+    [
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("market", pa.string(), nullable=False),
+        pa.field("policy_id", pa.string(), nullable=False),
+        pa.field("policy_version", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("score", pa.float32()),
+        pa.field("threshold", pa.float32()),
+        pa.field("automated", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        *_LINEAGE,
+        pa.field("decided_at", TS, nullable=False),
+        pa.field("created_at", TS),
+        pa.field("region", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("content_type", pa.string()),
+        pa.field("content_sha256", pa.string()),
+        pa.field("chunk_id", pa.int64(), nullable=False),
+    ]
+)
+
+DEAD_LETTERS = pa.schema(
+    [
+        pa.field("content_id", pa.string()),
+        # Where the row came from when it has no usable id: "<table>@v<version>#<row>".
+        pa.field("locator", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("error_class", pa.string(), nullable=False),
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("source_version", pa.int64(), nullable=False),
+        pa.field("failed_at", TS, nullable=False),
+        pa.field("chunk_id", pa.int64(), nullable=False),
+    ]
+)
+
+POLICY_PACKS = pa.schema(
+    [
+        pa.field("pack_id", pa.string(), nullable=False),
+        pa.field("version", pa.string(), nullable=False),
+        pa.field("policy_version", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("first_used_at", TS, nullable=False),
+        pa.field("first_run_id", pa.string(), nullable=False),
+    ]
+)
+
+REVIEW_SAMPLES = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("policy_id", pa.string(), nullable=False),
+        pa.field("stratum", pa.string(), nullable=False),
+        pa.field("inclusion_prob", pa.float64(), nullable=False),
+        pa.field("stratum_size", pa.int64(), nullable=False),
+        pa.field("sampled_at", TS, nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+    ]
+)
+
+REVIEW_LABELS = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("policy_id", pa.string(), nullable=False),
+        pa.field("label", pa.bool_(), nullable=False),
+        pa.field("reviewer", pa.string(), nullable=False),
+        pa.field("labeled_at", TS, nullable=False),
+    ]
+)
+
+# Lake folder name -> schema. `backlog` is only the default home of input content.
+TABLES: dict[str, pa.Schema] = {
+    "backlog": BACKLOG,
+    "ground_truth": GROUND_TRUTH,
+    "scores": SCORES,
+    "decisions": DECISIONS,
+    "dead_letters": DEAD_LETTERS,
+    "policy_packs": POLICY_PACKS,
+    "review_samples": REVIEW_SAMPLES,
+    "review_labels": REVIEW_LABELS,
+}
+
+# Columns a user's backlog must have; `markets`, `frames` and `image` may be absent
+# (markets defaults to [region]; media columns default to null).
+_REQUIRED_BACKLOG = ("content_id", "created_at", "region", "language", "content_type", "text")
+
+
+def _type_ok(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if actual.equals(expected):
+        return True
+    # Accept the common equivalents a user's writer produces: large strings and binaries,
+    # large lists, and timestamps of any unit as long as they carry a time zone.
+    if pa.types.is_string(expected):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual)
+    if pa.types.is_binary(expected):
+        return pa.types.is_binary(actual) or pa.types.is_large_binary(actual)
+    if pa.types.is_timestamp(expected):
+        return pa.types.is_timestamp(actual) and actual.tz is not None
+    if pa.types.is_list(expected):
+        if pa.types.is_list(actual) or pa.types.is_large_list(actual):
+            return _type_ok(actual.value_type, expected.value_type)
+    return False
+
+
+def schema_problems(actual: pa.Schema, expected: pa.Schema, *, required: tuple[str, ...] | None = None) -> list[str]:
+    """One line per missing or mistyped column of ``actual`` against ``expected``."""
+    need = required if required is not None else tuple(expected.names)
+    problems = []
+    for field in expected:
+        if field.name not in actual.names:
+            if field.name in need:
+                problems.append(f"column '{field.name}' is missing (expected {field.type})")
+            continue
+        got = actual.field(field.name).type
+        if not _type_ok(got, field.type):
+            problems.append(f"column '{field.name}' has type {got}, expected {field.type}")
+    return problems
+
+
+def validate_backlog_schema(actual: pa.Schema, *, where: str = "backlog") -> None:
+    """Raise :class:`BadInputError` naming every missing or mistyped backlog column."""
+    problems = schema_problems(actual, BACKLOG, required=_REQUIRED_BACKLOG)
+    if problems:
+        raise BadInputError(
+            f"{where}: " + "; ".join(problems) + " (see docs/architecture.md, 'The lake', for the backlog columns)"
+        )
