@@ -76,7 +76,9 @@ def open_lake(root: str, *, create: bool = True, retention_days: int = DEFAULT_R
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BadConfigError(f"--lake {root}: cannot create the folder ({exc.strerror}); pick a writable path") from exc
+            raise BadConfigError(
+                f"--lake {root}: cannot create the folder ({exc.strerror}); pick a writable path"
+            ) from exc
         if not os.access(p, os.W_OK | os.X_OK):
             raise BadConfigError(f"--lake {root}: folder is not writable; pick a writable path")
     return lake

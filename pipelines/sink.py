@@ -13,12 +13,16 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from pipelines.errors import CommitConflictError
 from pipelines.lake import Lake, ensure_table
 from pipelines.schema import TABLES
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 DEFAULT_MAX_ATTEMPTS = 50
 
@@ -35,6 +39,42 @@ def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     return data.select(schema.names).cast(schema)
 
 
+class SeenKeys:
+    """Keys already in a table, kept current by reading only the files added since last time.
+
+    Used to drop rows that another job (a different backfill, a sweep racing this one)
+    committed after we planned. Together with commits that fail whenever the table moved
+    past the snapshot we checked (``max_commit_retries=0``), this makes appends idempotent
+    by content, not only by transaction id.
+    """
+
+    def __init__(self, key: tuple[str, ...], where: Mapping[str, str] | None = None) -> None:
+        self.key = key
+        self.where = dict(where or {})
+        self._files: set[str] = set()
+        self._keys: set[tuple[object, ...]] = set()
+
+    def refresh(self, dt: DeltaTable) -> None:
+        import polars as pl
+
+        files = set(dt.file_uris())
+        new = sorted(files - self._files)
+        if new:
+            cols = list(dict.fromkeys([*self.key, *self.where]))
+            frame = pl.read_parquet(new, columns=cols)
+            for name, value in self.where.items():
+                frame = frame.filter(pl.col(name) == value)
+            self._keys.update(frame.select(self.key).unique().iter_rows())
+        self._files = files
+
+    def drop_seen(self, data: pa.Table) -> pa.Table:
+        if not self._keys or data.num_rows == 0:
+            return data
+        cols = [data.column(k).to_pylist() for k in self.key]
+        keep = [tuple(vals) not in self._keys for vals in zip(*cols, strict=True)]
+        return data.filter(pa.array(keep, type=pa.bool_()))
+
+
 def commit_once(
     lake: Lake,
     table: str,
@@ -43,14 +83,17 @@ def commit_once(
     app_id: str,
     version: int = 1,
     metadata: Mapping[str, str] | None = None,
+    dedup: SeenKeys | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> bool:
     """Append ``data`` to ``table`` exactly once for ``(app_id, version)``.
 
     Returns True when this call committed, False when the transaction was already there
-    (a re-run after a crash, or a concurrent twin). Conflicts with concurrent writers are
-    retried with jittered back-off, re-checking the transaction each time; after
-    ``max_attempts`` it raises :class:`CommitConflictError`.
+    (a re-run after a crash, or a concurrent twin). With ``dedup``, rows whose key is
+    already in the table are dropped against the very snapshot the commit is made on.
+    Each commit is attempted on one snapshot and fails if another writer got in first;
+    the loop then re-reads, re-checks the transaction (and keys) and tries again, with
+    jittered back-off. After ``max_attempts`` it raises :class:`CommitConflictError`.
     """
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
     from deltalake.exceptions import CommitFailedError
@@ -65,15 +108,20 @@ def commit_once(
         done = dt.transaction_version(app_id)
         if done is not None and done >= version:
             return False
+        todo = rows
+        if dedup is not None:
+            dedup.refresh(dt)
+            todo = dedup.drop_seen(rows)
         try:
             write_deltalake(
                 dt,
-                rows,
+                todo,
                 mode="append",
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(app_id=app_id, version=version)],
                     custom_metadata=meta,
-                    # Our loop does the retries so that each one re-checks the transaction.
+                    # Fail instead of silently rebasing onto a newer snapshot: our loop
+                    # re-checks the transaction and the keys on every retry.
                     max_commit_retries=0,
                 ),
             )
