@@ -1,0 +1,51 @@
+"""Scoring models: the interface, the tiny test model, the starter model, and their store.
+
+``StarterModel`` and ``train_starter`` import torch and transformers, so they are loaded on
+first use; everything else here needs only numpy, Pillow and safetensors (MLflow is imported
+inside the registry functions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.model.decode import DecodeConfig
+from pipelines.model.interface import INPUT_COLUMNS, PreparedBatch, Preprocessor, RowError, ScoringModel
+from pipelines.model.store import (
+    check_heads,
+    ensure_experiment,
+    load_model,
+    load_model_dir,
+    register_model,
+    save_model,
+)
+from pipelines.model.tiny import TinyConfig, TinyModel
+
+__all__ = [
+    "INPUT_COLUMNS",
+    "DecodeConfig",
+    "PreparedBatch",
+    "Preprocessor",
+    "RowError",
+    "ScoringModel",
+    "StarterConfig",
+    "StarterModel",
+    "TinyConfig",
+    "TinyModel",
+    "check_heads",
+    "ensure_experiment",
+    "load_model",
+    "load_model_dir",
+    "register_model",
+    "save_model",
+]
+
+_LAZY = {"StarterModel": "pipelines.model.starter", "StarterConfig": "pipelines.model.starter"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pipelines.model' has no attribute '{name}'")
