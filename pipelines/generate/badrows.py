@@ -76,17 +76,17 @@ def _oversized_text(rnd: random.Random) -> str:
 
 
 def make_bad_row(
-    kind: str, row_id: str, base: dict[str, Any], good: dict[str, Any], rnd: random.Random
+    kind: str, row_id: str, base: dict[str, Any], good: dict[str, Any], image: bytes, rnd: random.Random
 ) -> dict[str, Any]:
     """One bad row of ``kind`` built from ``base`` (a normal-looking row) or ``good`` (duplicates).
 
-    ``base`` and ``good`` are backlog rows as dicts; neither is modified.
+    ``base`` and ``good`` are backlog rows as dicts (neither is modified); ``image`` is a valid
+    encoded image that truncated images and the good frames of a broken video start from.
     """
     if kind == "duplicate_content_id":
         return dict(good)
     row = dict(base)
     row["content_id"] = None if kind == "null_content_id" else row_id
-    image = rnd.choice([b for b in (good.get("image"), *(good.get("frames") or ())) if b] or [base["image"] or b""])
     if kind in ("corrupt_image", "truncated_image", "empty_image", "decompression_bomb"):
         row.update(content_type="IMAGE", frames=None)
         row["image"] = {

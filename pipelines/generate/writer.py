@@ -20,6 +20,7 @@ import pyarrow as pa
 from pipelines.errors import BadConfigError
 from pipelines.generate.badrows import BAD_PREFIX, BAD_ROW_KINDS, make_bad_row
 from pipelines.generate.config import GenerateConfig, GenerateSummary
+from pipelines.generate.images import image_pool
 from pipelines.generate.rows import RowPlan, effective_rates, id_tag, plan_row, render_media, render_text
 from pipelines.heads import GROUND_TRUTH_TARGETS
 from pipelines.lake import Lake, table_exists
@@ -92,7 +93,8 @@ def backlog_batch(cfg: GenerateConfig, b: int, plans: list[RowPlan]) -> tuple[pa
         # in what makes it bad.
         base = _row(rnd, plan_row(rnd, j, cfg, {}, tag), cfg)
         good = rows[rnd.randrange(len(plans))]
-        rows.append(make_bad_row(kind, f"{BAD_PREFIX}{kind}-{tag}-{j:08d}", base, good, rnd))
+        image = image_pool(cfg.seed, cfg.images_per_motif)["landscape"][rnd.randrange(cfg.images_per_motif)]
+        rows.append(make_bad_row(kind, f"{BAD_PREFIX}{kind}-{tag}-{j:08d}", base, good, image, rnd))
         kinds[kind] += 1
     cols = {n: [r[n] for r in rows] for n in BACKLOG.names}
     return pa.RecordBatch.from_pydict(cols, schema=BACKLOG), kinds
