@@ -38,20 +38,22 @@ _NAME = kernels.ATTN_IMPLEMENTATION
 
 
 class _LengthsCache:
-    """Remembers the lengths derived from the last mask: one model forward passes the same mask to every layer."""
+    """Remembers the lengths derived from the last mask: one model forward passes the same mask to every layer.
+
+    The entry is one tuple, replaced atomically, so concurrent threads never pair one mask with another's lengths.
+    """
 
     def __init__(self) -> None:
-        self._mask: weakref.ReferenceType[torch.Tensor] | None = None
-        self._version = -1
-        self._lengths: torch.Tensor | None = None
+        self._entry: tuple[weakref.ReferenceType[torch.Tensor], int, torch.Tensor | None] | None = None
 
     def get(self, mask: torch.Tensor) -> tuple[bool, torch.Tensor | None]:
-        if self._mask is not None and self._mask() is mask and mask._version == self._version:
-            return True, self._lengths
+        entry = self._entry
+        if entry is not None and entry[0]() is mask and mask._version == entry[1]:
+            return True, entry[2]
         return False, None
 
     def put(self, mask: torch.Tensor, lengths: torch.Tensor | None) -> None:
-        self._mask, self._version, self._lengths = weakref.ref(mask), mask._version, lengths
+        self._entry = (weakref.ref(mask), mask._version, lengths)
 
 
 _cache = _LengthsCache()
