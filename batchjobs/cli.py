@@ -18,7 +18,7 @@ from typing import NoReturn
 from pipelines.errors import BatchJobsError
 
 # Module names under batchjobs.commands, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("generate", "demo")
+COMMANDS: tuple[str, ...] = ("generate", "demo", "policy")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pipelines.policy.decide import OUTPUT_COLUMNS, decide
+from pipelines.policy.diff import PolicyChange, changed_policies, describe, diff
 from pipelines.policy.load import bundled_packs, load_default_pack, load_pack, parse_pack, resolve_pack
 from pipelines.policy.model import Conditions, Governance, Pack, Policy, Tier
+from pipelines.policy.registry import record_pack, recorded
 from pipelines.policy.validate import InvalidPackError, validate
 
 __all__ = [
@@ -14,12 +16,18 @@ __all__ = [
     "InvalidPackError",
     "Pack",
     "Policy",
+    "PolicyChange",
     "Tier",
     "bundled_packs",
+    "changed_policies",
     "decide",
+    "describe",
+    "diff",
     "load_default_pack",
     "load_pack",
     "parse_pack",
+    "record_pack",
+    "recorded",
     "resolve_pack",
     "validate",
 ]
