@@ -141,6 +141,9 @@ REVIEW_SAMPLES = pa.schema(
         pa.field("stratum_size", pa.int64(), nullable=False),
         pa.field("sampled_at", TS, nullable=False),
         pa.field("seed", pa.int64(), nullable=False),
+        # One id per draw (`batchjobs review sample`): audits estimate from one draw at a time,
+        # so strata sizes and inclusion probabilities always belong to the same design.
+        pa.field("sample_run", pa.string(), nullable=False),
     ]
 )
 
