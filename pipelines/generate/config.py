@@ -14,7 +14,7 @@ MAX_ROWS = 100_000_000
 
 def _check(name: str, value: float, lo: float, hi: float) -> None:
     if isinstance(value, bool) or not lo <= value <= hi:
-        raise BadConfigError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
+        raise BadConfigError(f"{name} must be between {lo:,} and {hi:,}, got {value!r}")
 
 
 @dataclass(frozen=True)

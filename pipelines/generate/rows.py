@@ -60,6 +60,8 @@ LANGUAGE_REGIONS: dict[str, tuple[str, ...]] = {
     "ja": ("JP",), "th": ("US", "DE", "SE"), "id": ("ID", "ID", "NL"), "tr": ("DE", "AT", "BG", "GR"),
 }  # fmt: skip
 SPLIT_SALT = "trustbatch/benign-split"
+# Share of non-English violating rows that pick a family translated into their language.
+PREFER_TRANSLATED = 0.4
 
 
 @dataclass
@@ -133,14 +135,20 @@ _LANGS: tuple[tuple[str, float], ...] = tuple(LANGUAGE_WEIGHTS.items())
 
 
 def _pick_family(rnd: random.Random, head: str, plan: RowPlan) -> Family:
-    """A text family of ``head`` in the row's language; English when none is translated."""
+    """A text family of ``head``; the post switches to English when the family has no translation.
+
+    Translated families are preferred for non-English rows only part of the time: always
+    preferring them would make the one or two translated families of a policy dominate it.
+    """
     fams = families_of(head)
     if plan.language != "en":
         local = [f for f in fams if plan.language in f.translations]
-        if local:
+        if local and rnd.random() < PREFER_TRANSLATED:
             return rnd.choice(local)
-        plan.language = "en"  # the post is in English, whatever its region
-    return rnd.choice(fams)
+    fam = rnd.choice(fams)
+    if plan.language not in fam.translations:
+        plan.language = "en"  # an English post, whatever the region
+    return fam
 
 
 def plan_row(rnd: random.Random, index: int, cfg: GenerateConfig, rates: dict[str, float], tag: str) -> RowPlan:
