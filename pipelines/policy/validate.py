@@ -68,9 +68,11 @@ class InvalidPackError(BadConfigError):
         super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
 
 
-def _hint(value: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def _hint(value: str, choices: Sequence[str], prefix: str = "") -> str:
+    """`` (did you mean 'X'?)`` for a near miss, compared without the enumeration's prefix."""
+    stems = {c.removeprefix(prefix): c for c in choices}
+    close = difflib.get_close_matches(value.removeprefix(prefix), list(stems), n=1, cutoff=0.6)
+    return f" (did you mean '{stems[close[0]]}'?)" if close else ""
 
 
 class _Checker:
@@ -208,7 +210,7 @@ class _Checker:
         if "category" in p and not known:
             self.add(
                 f"{path}.category",
-                f"unknown DSA category {category!r}{_hint(str(category), dsa.CATEGORIES)} "
+                f"unknown DSA category {category!r}{_hint(str(category), dsa.CATEGORIES, 'STATEMENT_CATEGORY_')} "
                 "(see docs/policy-packs.md for the list)",
             )
         raw = p.get("category_specification", [])
@@ -219,7 +221,7 @@ class _Checker:
         for i, kw in enumerate(raw):
             where = f"{path}.category_specification[{i}]"
             if not isinstance(kw, str) or kw not in dsa.KEYWORDS:
-                self.add(where, f"unknown DSA keyword {kw!r}{_hint(str(kw), dsa.KEYWORDS)}")
+                self.add(where, f"unknown DSA keyword {kw!r}{_hint(str(kw), dsa.KEYWORDS, 'KEYWORD_')}")
             elif known and kw not in dsa.keywords_of(str(category)):
                 self.add(
                     where,
@@ -278,10 +280,8 @@ class _Checker:
             elif visibility is None:
                 visibility = DEFAULT_VISIBILITY[action]
             elif visibility not in dsa.DECISION_VISIBILITIES:
-                self.add(
-                    f"{where}.visibility",
-                    f"unknown decision_visibility {visibility!r}{_hint(str(visibility), dsa.DECISION_VISIBILITIES)}",
-                )
+                hint = _hint(str(visibility), dsa.DECISION_VISIBILITIES, "DECISION_VISIBILITY_")
+                self.add(f"{where}.visibility", f"unknown decision_visibility {visibility!r}{hint}")
             auto = t.get("fully_automated")
             if not isinstance(auto, bool):
                 what = "is missing" if auto is None else f"must be true or false, got {_kind(auto)}"

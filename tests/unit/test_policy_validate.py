@@ -184,7 +184,8 @@ def test_tiers_out_of_order_and_unknown_action() -> None:
     assert problems(doc) == [
         "bad.yaml: policies[0].tiers[2].action: 'demote' comes after 'remove'; tiers go once each, in the order "
         "review, label, demote, age_restrict, remove",
-        "bad.yaml: policies[1].tiers[1].action: unknown action 'ban' (allowed: review, label, demote, age_restrict, remove)",
+        "bad.yaml: policies[1].tiers[1].action: unknown action 'ban' "
+        "(allowed: review, label, demote, age_restrict, remove)",
     ]
 
 
@@ -197,7 +198,8 @@ def test_tier_automation_and_visibility() -> None:
         "bad.yaml: policies[0].tiers[0].visibility: review is not restrictive and takes no decision_visibility",
         "bad.yaml: policies[0].tiers[1].visibility: unknown decision_visibility 'DECISION_VISIBILITY_CONTENT_DEMOTE' "
         "(did you mean 'DECISION_VISIBILITY_CONTENT_DEMOTED'?)",
-        "bad.yaml: policies[0].tiers[2].fully_automated: is missing (true: applied without a human; false: waits for review)",
+        "bad.yaml: policies[0].tiers[2].fully_automated: is missing "
+        "(true: applied without a human; false: waits for review)",
     ]
 
 
@@ -209,16 +211,17 @@ def test_duplicate_policy_id() -> None:
 
 def test_unknown_dsa_category_and_keywords() -> None:
     doc = base_pack()
-    doc["policies"][0]["category"] = "STATEMENT_CATEGORY_HATE_SPEECH"
+    doc["policies"][0]["category"] = "STATEMENT_CATEGORY_SCAM_AND_FRAUD"
     doc["policies"][1]["category_specification"] = ["KEYWORD_PHISHING", "KEYWORD_SPAM"]
     doc["policies"][2]["category_specification"] = ["KEYWORD_HATE_SPEECH"]
     assert problems(doc) == [
-        "bad.yaml: policies[0].category: unknown DSA category 'STATEMENT_CATEGORY_HATE_SPEECH' "
-        "(did you mean 'STATEMENT_CATEGORY_ILLEGAL_OR_HARMFUL_SPEECH'?) (see docs/policy-packs.md for the list)",
+        "bad.yaml: policies[0].category: unknown DSA category 'STATEMENT_CATEGORY_SCAM_AND_FRAUD' "
+        "(did you mean 'STATEMENT_CATEGORY_SCAMS_AND_FRAUD'?) (see docs/policy-packs.md for the list)",
         "bad.yaml: policies[1].category_specification[1]: unknown DSA keyword 'KEYWORD_SPAM'",
         "bad.yaml: policies[2].category_specification[0]: keyword KEYWORD_HATE_SPEECH does not belong to category "
         "STATEMENT_CATEGORY_NEGATIVE_EFFECTS_ON_CIVIC_DISCOURSE_OR_ELECTIONS (its keywords: "
-        "KEYWORD_MISINFORMATION_DISINFORMATION, KEYWORD_VIOLATION_EU_LAW, KEYWORD_VIOLATION_NATIONAL_LAW, KEYWORD_OTHER)",
+        "KEYWORD_MISINFORMATION_DISINFORMATION, KEYWORD_VIOLATION_EU_LAW, KEYWORD_VIOLATION_NATIONAL_LAW, "
+        "KEYWORD_OTHER)",
     ]
 
 
