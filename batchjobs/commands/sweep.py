@@ -1,0 +1,52 @@
+"""batchjobs sweep: re-decide stored scores under a new policy pack, without re-scoring."""
+
+from __future__ import annotations
+
+import argparse
+
+import polars as pl
+
+from batchjobs.commands._common import add_lake, timestamp
+from pipelines.lake import open_lake
+from pipelines.sweep import SweepConfig, run_sweep
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="re-decide the backlog under a new policy pack from stored scores (no GPU)")
+    add_lake(p)
+    p.add_argument("--policy", required=True, help="the new policy pack (file or bundled name, e.g. election-eu)")
+    p.add_argument("--since", type=timestamp, help="only content created at or after this time (UTC)")
+    p.add_argument("--until", type=timestamp, help="only content created before this time (UTC)")
+    p.add_argument("--market", action="append", default=[], help="only this market or group (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and transition counts; write nothing")
+    p.add_argument("--out", help="report folder (default: LAKE/reports/sweep-OLD-NEW)")
+    p.set_defaults(run=run)
+
+
+def _print_counts(summary: pl.DataFrame) -> None:
+    groups = summary.filter(pl.col("scope_kind") == "group").sort("scope", "policy_id")
+    cols = ("scope", "policy_id", "items", "cleared_to_actioned", "actioned_to_cleared", "newly_restricted", "restored")
+    print("  ".join(f"{c:>20}" for c in cols))
+    for row in groups.select(cols).rows():
+        print("  ".join(f"{v!s:>20}" for v in row))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = SweepConfig(
+        lake=open_lake(args.lake, create=False),
+        policy=args.policy,
+        since=args.since,
+        until=args.until,
+        markets=tuple(args.market),
+        dry_run=args.dry_run,
+        out=args.out,
+    )
+    result = run_sweep(config)
+    print(result.plan.describe())
+    _print_counts(result.summary)
+    print(result.line())
+    if result.report_dir:
+        print(f"report:       {result.report_dir}/index.html")
+        print(f"decisions:    {config.lake.path('decisions')}")
+        print(f"mlflow:       {config.lake.mlflow_uri} (run {result.run_id})")
+    return 0

@@ -1,0 +1,210 @@
+"""Run a backfill: plan on the driver, stream rows through Ray Data, commit per chunk."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import polars as pl
+
+from pipelines.backfill.commit import ChunkWriter, Commit, Lineage
+from pipelines.backfill.config import BackfillConfig
+from pipelines.backfill.plan import Plan, make_plan
+from pipelines.backfill.stages import READ_COLUMNS, Preprocess, Score, Select
+from pipelines.lake import table_exists
+from pipelines.model import check_heads, load_model
+from pipelines.model.interface import ScoringModel
+from pipelines.policy import Pack, load_pack, record_pack
+from pipelines.tracking import job_run
+
+
+@dataclass(frozen=True)
+class BackfillSummary:
+    """The figures a backfill prints at the end and logs to its MLflow run."""
+
+    run_id: str
+    model: str
+    policy_version: str
+    source_version: int
+    selected: int
+    scored: int
+    dead_lettered: int
+    skipped_done: int
+    skipped_dead: int
+    redecided: int
+    decisions: int
+    seconds: float
+    device: str
+
+    @property
+    def rows_per_s(self) -> float:
+        return (self.scored + self.dead_lettered) / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"backfill {self.run_id}: read {self.selected} rows of backlog v{self.source_version}, "
+            f"scored {self.scored}, dead-lettered {self.dead_lettered}, "
+            f"skipped {self.skipped_done} already done and {self.skipped_dead} dead letters, "
+            f"re-decided {self.redecided}; {self.rows_per_s:.1f} rows/s on {self.device} "
+            f"(model {self.model}, policy {self.policy_version})"
+        )
+
+
+def _ensure_ray(address: str | None) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        # address None starts a local Ray, or joins RAY_ADDRESS when set (ray job submit).
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+
+
+def _gpus() -> int:
+    import ray
+
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def _score_with_ray(
+    config: BackfillConfig, plan: Plan, lineage: Lineage, pack: Pack, model: ScoringModel
+) -> dict[str, int]:
+    import ray
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(plan.source_uri, version=plan.source_version)
+    files = dt.file_uris()
+    names = set(dt.schema().to_arrow().names) if hasattr(dt.schema(), "to_arrow") else set(READ_COLUMNS)
+    columns = [c for c in READ_COLUMNS if c in names]
+    chunk_of_id = dict(zip(plan.to_score["content_id"].to_list(), plan.to_score["chunk_id"].to_list(), strict=True))
+    gpus = _gpus()
+    scorers = config.num_scorers or max(1, gpus)
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    # On a CPU-only cluster, give scoring actors half the CPUs and leave the rest to preprocessing.
+    actor_cpus = 1.0 if gpus else max(1.0, (cpus // 2) // scorers)
+    model_uri = f"models:/{model.name}/{model.version}" if config.model_uri.startswith("models:/") else config.model_uri
+
+    ds = ray.data.read_parquet(files, columns=columns)
+    ds = ds.map_batches(Select(chunk_of_id), batch_format="pyarrow")
+    ds = ds.map_batches(Preprocess(model.preprocessor()), batch_format="pyarrow", batch_size=64)
+    ds = ds.map_batches(
+        Score,
+        fn_constructor_kwargs={"model_uri": model_uri, "lake_root": config.lake.root, "num_cpus": actor_cpus},
+        batch_format="pyarrow",
+        batch_size=config.batch_rows,
+        concurrency=scorers,
+        num_cpus=actor_cpus,
+        num_gpus=1 if gpus else 0,
+        # A scoring actor that dies is restarted and its batch retried: nothing is lost.
+        max_restarts=-1,
+        max_task_retries=-1,
+    )
+    ds = ds.map_batches(
+        Commit,
+        fn_constructor_kwargs={
+            "lake_root": config.lake.root,
+            "lineage": lineage,
+            "pack": pack,
+            "heads": tuple(model.heads),
+            "expected": plan.expected_rows(),
+        },
+        batch_format="pyarrow",
+        concurrency=1,
+        num_cpus=0,
+    )
+    totals = {"scored": 0, "dead": 0, "decisions": 0, "chunks": 0}
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for row in batch.to_pylist():
+            totals["scored"] += row["scored"]
+            totals["dead"] += row["dead"]
+            totals["decisions"] += row["decisions"]
+            totals["chunks"] += 1
+    return totals
+
+
+def _redecide(writer: ChunkWriter, config: BackfillConfig, plan: Plan, policy_ids: list[str]) -> tuple[int, int]:
+    """Decide rows that have scores but no decisions under this pack, from the stored scores."""
+    uri = config.lake.path("scores")
+    if plan.to_redecide.height == 0 or not table_exists(uri):
+        return 0, 0
+    chunk_of = plan.to_redecide.select("content_id", "chunk_id")
+    long = (
+        pl.scan_delta(uri)
+        .filter(
+            (pl.col("model_version") == writer.lineage.model_version)
+            & pl.col("content_id").is_in(chunk_of["content_id"])
+            & pl.col("policy_id").is_in(policy_ids)
+        )
+        .drop("chunk_id")
+        .collect()
+        .unique(["content_id", "policy_id"], keep="first")
+        .join(chunk_of, on="content_id")
+    )
+    rows = 0
+    for (chunk,), part in long.group_by(["chunk_id"], maintain_order=True):
+        rows += writer.decisions(part, int(chunk), kind="-redecide")  # type: ignore[call-overload]
+    return plan.to_redecide.height, rows
+
+
+def run_backfill(config: BackfillConfig, *, ray_address: str | None = None) -> BackfillSummary:
+    """Score what the plan says, commit it exactly once, and return the summary."""
+    started = time.monotonic()
+    lake = config.lake
+    pack = load_pack(config.policy)
+    model = load_model(config.model_uri, lake=lake)
+    check_heads(model, [p.head for p in pack.policies], uri=config.model_uri)
+    with job_run(lake, job="backfill", tags={"model": f"{model.name}/{model.version}"}) as run:
+        record_pack(lake, pack, run_id=run.run_id)
+        plan = make_plan(config, model_version=model.version, policy_version=pack.policy_version)
+        lineage = Lineage(
+            job=f"backfill-{plan.job}",
+            run_id=run.run_id,
+            model_name=model.name,
+            model_version=model.version,
+            source_version=plan.source_version,
+            policy_version=pack.policy_version,
+            source_uri=plan.source_uri,
+        )
+        run.log_params({**{k: v for k, v in asdict(config).items() if k != "lake"}, "job": lineage.job})
+        writer = ChunkWriter(lake, lineage, pack)
+        print(
+            f"backfill: backlog v{plan.source_version}, {plan.selected} rows selected, "
+            f"{plan.to_score.height} to score in {plan.n_chunks} chunks, {plan.to_redecide.height} to re-decide, "
+            f"{plan.invalid.height} invalid",
+            file=sys.stderr,
+        )
+        if plan.invalid.height:
+            writer.dead_letters(plan.invalid.with_columns(pl.lit("validate").alias("stage")), "invalid")
+        redecided, decisions = _redecide(writer, config, plan, [p.id for p in pack.policies])
+        totals = {"scored": 0, "dead": 0, "decisions": 0}
+        device = "cpu"
+        if plan.to_score.height:
+            _ensure_ray(ray_address)
+            device = "gpu" if _gpus() else "cpu"
+            totals = _score_with_ray(config, plan, lineage, pack, model)
+        summary = BackfillSummary(
+            run_id=run.run_id,
+            model=f"{model.name}/{model.version}",
+            policy_version=pack.policy_version,
+            source_version=plan.source_version,
+            selected=plan.selected,
+            scored=totals["scored"],
+            dead_lettered=totals["dead"] + plan.invalid.height,
+            skipped_done=plan.skipped_done,
+            skipped_dead=plan.skipped_dead,
+            redecided=redecided,
+            decisions=totals["decisions"] + decisions,
+            seconds=time.monotonic() - started,
+            device=device,
+        )
+        run.log_metrics(
+            {
+                "rows_selected": summary.selected,
+                "rows_scored": summary.scored,
+                "rows_dead_lettered": summary.dead_lettered,
+                "rows_skipped_done": summary.skipped_done,
+                "rows_redecided": summary.redecided,
+                "decision_rows": summary.decisions,
+                "rows_per_s": summary.rows_per_s,
+            }
+        )
+    return summary
