@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from pipelines.generate import GenerateConfig, generate_backlog
 from pipelines.lake import open_lake
 
 PROGRESS_MIN_ROWS = 20_000  # smaller runs finish in a few seconds: no progress lines
+PROGRESS_EVERY_S = 2.0
 
 
 def register(subparsers: Any) -> None:
@@ -27,8 +29,15 @@ def run(args: argparse.Namespace) -> int:
     lake = open_lake(args.lake)
     total = config.rows + config.bad_rows
 
+    last = [0.0]
+
     def progress(done: int, of: int) -> None:
-        print(f"generate: {done:,}/{of:,} rows written", file=sys.stderr, flush=True)
+        # At most one line every PROGRESS_EVERY_S seconds (and the last one): 10M rows are
+        # 2,000 batches, which should not mean 2,000 lines.
+        now = time.monotonic()
+        if done == of or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            print(f"generate: {done:,}/{of:,} rows written", file=sys.stderr, flush=True)
 
     summary = generate_backlog(lake, config, progress=progress if total >= PROGRESS_MIN_ROWS else None)
     prevalence = summary.prevalence()

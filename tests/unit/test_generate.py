@@ -287,7 +287,7 @@ def test_bad_row_kind_of_ids() -> None:
 
 # --- determinism --------------------------------------------------------------------------
 def test_deterministic_for_a_seed(tmp_path: Path) -> None:
-    kw = {"rows": 600, "bad_rows": len(BAD_ROW_KINDS), "batch_size": 250}
+    kw = {"rows": 600, "bad_rows": len(BAD_ROW_KINDS), "batch_size": 250, "images_per_motif": 16}
     a = _make(tmp_path / "a", seed=3, **kw)
     b = _make(tmp_path / "b", seed=3, **kw)
     c = _make(tmp_path / "c", seed=4, **kw)
@@ -302,6 +302,29 @@ def test_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert at.equals(bt)
     assert not ab.equals(cb, null_equal=True)
     assert not set(a.good["content_id"]) & set(c.good["content_id"])
+
+
+def test_rerun_after_a_crash_commits_everything_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.generate.writer as writer
+
+    root = tmp_path / "lake"
+    config = GenerateConfig(rows=300, seed=5, bad_rows=3, images_per_motif=8)
+    real = writer.backlog_batch
+
+    def crash(*_a: object, **_k: object) -> object:
+        raise RuntimeError("killed while writing the backlog")
+
+    monkeypatch.setattr(writer, "backlog_batch", crash)
+    with pytest.raises(Exception, match="killed while writing"):  # deltalake wraps it in a DeltaError
+        generate_backlog(open_lake(str(root)), config)
+    monkeypatch.setattr(writer, "backlog_batch", real)
+    summary = generate_backlog(open_lake(str(root)), config)  # same options: resumes
+    assert pl.read_delta(str(root / "backlog")).height == 303
+    assert pl.read_delta(str(root / "ground_truth")).height == 300 * len(GROUND_TRUTH_TARGETS)
+    assert sum(summary.positives.values()) > 0
+    other = GenerateConfig(rows=300, seed=6, images_per_motif=8)
+    with pytest.raises(BadConfigError, match="pick a new --lake"):
+        generate_backlog(open_lake(str(root)), other)
 
 
 # --- config and CLI -----------------------------------------------------------------------
