@@ -108,6 +108,19 @@ class _Tables:
         return expr.fill_null(False)
 
 
+def _tables_of(pack: Pack) -> _Tables:
+    """The pack's lookup tables, built on first use and kept on the (immutable) pack.
+
+    Building them costs a few milliseconds, which would dominate the small batches of the
+    online endpoint; the pack is frozen, so the cache can never go stale.
+    """
+    tables = pack.__dict__.get("_decide_tables")
+    if tables is None:
+        tables = _Tables(pack)
+        pack.__dict__["_decide_tables"] = tables
+    return tables
+
+
 def _code(col: str, codes: dict[str, int] = _CODES) -> pl.Expr:
     return pl.col(col).replace_strict(codes, default=_W, return_dtype=pl.UInt32)
 
@@ -176,7 +189,7 @@ def decide(scores: pl.DataFrame, pack: Pack) -> pl.DataFrame:
     clash = [c for c in scores.columns if (c in OUTPUT_COLUMNS and c not in _CONSUMED) or c.startswith("__")]
     if clash:
         raise BadInputError(f"decide: scores carry column(s) {', '.join(clash)} that decide writes; drop them first")
-    tables = _Tables(pack)
+    tables = _tables_of(pack)
     passthrough = [c for c in scores.columns if c not in _CONSUMED]
     ex = _markets(scores)
     if ex["market"].null_count():
