@@ -7,9 +7,11 @@ keep the task from being "does the text mention money / violence / a phone numbe
 
 from __future__ import annotations
 
-# ISO 639-1 code -> share of rows. English is the largest share, as in most EU backlogs.
+# ISO 639-1 code -> share of rows before labelling. English is the largest share, as in most
+# EU backlogs; violating rows whose family has no translation become English posts, which
+# lifts English from 36% here to about 40% of the rows written.
 LANGUAGE_WEIGHTS: dict[str, float] = {
-    "en": 0.40, "es": 0.08, "de": 0.07, "fr": 0.07, "pt": 0.05, "it": 0.04, "pl": 0.03, "ru": 0.04,
+    "en": 0.36, "es": 0.08, "de": 0.07, "fr": 0.07, "pt": 0.05, "it": 0.04, "pl": 0.03, "ru": 0.04,
     "ar": 0.04, "hi": 0.04, "zh": 0.04, "ja": 0.03, "th": 0.02, "id": 0.03, "tr": 0.02,
 }  # fmt: skip
 
