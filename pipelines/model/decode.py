@@ -23,6 +23,7 @@ Rules (see docs/models.md):
 from __future__ import annotations
 
 import io
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -172,6 +173,12 @@ def _decode_row(content_type: str | None, text: str | None, image: Any, frames: 
             "so that a violation past the cut is never scored as benign",
         )
     has_text = bool(body.strip())
+    if has_text and not _readable(body):
+        raise _Fault(
+            "UnreadableText",
+            "text has no readable character (only control, format, combining or U+FFFD replacement "
+            "characters): it was probably mis-decoded upstream; fix the encoding and retry",
+        )
     frame_list = list(frames) if frames is not None else []
 
     images: list[np.ndarray] = []
@@ -195,6 +202,14 @@ def _decode_row(content_type: str | None, text: str | None, image: Any, frames: 
     if not has_text and not images:
         raise _Fault("EmptyContent", f"{ctype or 'untyped'} item has neither text nor media")
     return DecodedRow(text=body if has_text else "", images=images)
+
+
+def _readable(text: str) -> bool:
+    """Whether ``text`` has a letter, digit, punctuation or symbol other than U+FFFD.
+
+    Scanning stops at the first such character, so ordinary text costs almost nothing.
+    """
+    return any(ch != "\ufffd" and unicodedata.category(ch)[0] in "LNPS" for ch in text)
 
 
 def decode_batch(rows: dict[str, list[Any]], cfg: DecodeConfig) -> list[DecodedRow | RowFault]:
