@@ -50,7 +50,14 @@ def _bad_indices(cfg: GenerateConfig, b: int) -> range:
 
 
 def truth_batch(plans: list[RowPlan]) -> pa.RecordBatch:
-    """One ground-truth row per (content_id, target) of every good row."""
+    """One ground-truth row per (content_id, target) of every good row.
+
+    ``family`` and ``split`` are the row's, on every target: a scams row's ``hate`` row says
+    ``scams/...`` with label False, so false positives can be broken down by family, and a
+    row is never in train for one target and held out for another. ``signal`` is where the
+    violation is for a true label and ``none`` for a false one. ``cross_border_data`` copies
+    the ``personal_data`` family and signal; its label also needs the markets.
+    """
     cols: dict[str, list[Any]] = {n: [] for n in GROUND_TRUTH.names}
     for p in plans:
         for target in GROUND_TRUTH_TARGETS:

@@ -372,12 +372,16 @@ def test_cli_unwritable_lake(tmp_path: Path, capsys: pytest.CaptureFixture[str],
 
 
 def test_cli_generates_then_refuses_existing_backlog(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], only_generate: None
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, only_generate: None
 ) -> None:
+    import batchjobs.commands.generate as command
+
+    monkeypatch.setattr(command, "PROGRESS_MIN_ROWS", 100)
     root = str(tmp_path / "lake")
     assert cli.main(["generate", "--lake", root, "--rows", "300", "--bad-rows", "11", "--seed", "1"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "300 rows + 11 bad rows" in out and "positives:" in out and "backlog:" in out
+    assert "311/311 rows written" in err
     before = pl.read_delta(f"{root}/backlog").height
     assert cli.main(["generate", "--lake", root, "--rows", "300"]) != 0
     err = capsys.readouterr().err
