@@ -287,7 +287,7 @@ def _launch(
     seq_q: int,
     seq_k: int,
     max_seqlen_q: int,
-    strides: tuple[tuple[int, int, int, int], ...],
+    strides: tuple[tuple[int, ...], ...],
     sm_scale: float,
 ) -> None:
     global LAUNCHES

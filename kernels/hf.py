@@ -154,8 +154,8 @@ def triton_fused_attention_forward(
         max_seqlen = kwargs.get("max_seqlen", kwargs.get("max_length_q"))
         if max_seqlen is None:
             max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
-        packed = [t[0].transpose(0, 1) for t in (query, key, value)]  # [total, heads, dim] views
-        out = fused_attention_varlen(*packed, cu_seqlens.to(torch.int32), int(max_seqlen), sm_scale=scaling)
+        qp, kp, vp = (t[0].transpose(0, 1) for t in (query, key, value))  # [total, heads, dim] views
+        out = fused_attention_varlen(qp, kp, vp, cu_seqlens.to(torch.int32), int(max_seqlen), sm_scale=scaling)
         return out.unsqueeze(0), None
 
     key_lengths = kwargs.get("key_lengths")

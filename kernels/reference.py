@@ -65,8 +65,8 @@ def attention_reference_varlen(
     bounds = cu_seqlens.tolist()
     for start, end in itertools.pairwise(bounds):
         if end > start:
-            seq = (t[start:end].transpose(0, 1)[None] for t in (q, k, v))  # [1, heads, len, dim]
-            res = attention_reference(*seq, sm_scale=sm_scale, compute_dtype=compute_dtype)
+            qs, ks, vs = (t[start:end].transpose(0, 1)[None] for t in (q, k, v))  # [1, heads, len, dim]
+            res = attention_reference(qs, ks, vs, sm_scale=sm_scale, compute_dtype=compute_dtype)
             out[start:end] = res[0].transpose(0, 1)
     return out
 
@@ -105,6 +105,6 @@ def sdpa_fallback_varlen(
     bounds = cu_seqlens.tolist()
     for start, end in itertools.pairwise(bounds):
         if end > start:
-            seq = (t[start:end].transpose(0, 1) for t in (q, k, v))  # [heads, len, dim]
-            out[start:end] = F.scaled_dot_product_attention(*seq, scale=scale).transpose(0, 1)
+            qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))  # [heads, len, dim]
+            out[start:end] = F.scaled_dot_product_attention(qs, ks, vs, scale=scale).transpose(0, 1)
     return out
