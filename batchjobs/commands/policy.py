@@ -3,6 +3,7 @@
     batchjobs policy validate FILE_OR_NAME [--heads h1,h2,...]
     batchjobs policy diff OLD NEW [--json]
     batchjobs policy list
+    batchjobs policy schema
 
 FILE_OR_NAME is a path or a bundled pack name (``default``, ``election-eu``).
 """
@@ -13,7 +14,7 @@ import argparse
 import json
 from typing import Any
 
-from pipelines.policy import bundled_packs, changed_policies, describe, diff, load_pack
+from pipelines.policy import bundled_packs, changed_policies, describe, diff, load_pack, pack_json_schema
 
 
 def register(subparsers: Any) -> None:
@@ -32,11 +33,12 @@ def register(subparsers: Any) -> None:
     dif.add_argument("new", metavar="NEW", help="a pack YAML file or a bundled pack name")
     dif.add_argument("--json", action="store_true", help="print the change records as JSON instead of words")
     sub.add_parser("list", help="list the bundled packs")
+    sub.add_parser("schema", help="print the JSON Schema of a pack (for editors; the validator is the authority)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    actions = {"validate": _validate, "diff": _diff, "list": _list}
+    actions = {"validate": _validate, "diff": _diff, "list": _list, "schema": _schema}
     return actions[args.policy_command](args)
 
 
@@ -73,4 +75,9 @@ def _list(args: argparse.Namespace) -> int:
     for name, path in bundled_packs().items():
         pack = load_pack(path)
         print(f"{name}\t{pack.policy_version}\t{path}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(pack_json_schema(), indent=2))
     return 0

@@ -81,3 +81,19 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["policy", "list"]) == 0
     names = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
     assert names == ["default", "election-eu"]
+
+
+def test_schema_is_json_and_accepts_the_bundled_packs(capsys: pytest.CaptureFixture[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from pipelines.policy import bundled_packs
+
+    assert cli.main(["policy", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for path in [*bundled_packs().values(), Path(__file__).with_name("test_policy_base.yaml")]:
+        doc = json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
+        assert list(jsonschema.Draft202012Validator(schema).iter_errors(doc)) == []
+    bad = {"pack_id": "x", "version": "1", "governance": {}, "policies": [], "extra": 1}
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
