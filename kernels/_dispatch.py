@@ -5,6 +5,8 @@ Dispatch rule (decided per call from the tensors' device):
 * CUDA tensors: the Triton kernel (autotuned).
 * CPU tensors with ``TRITON_INTERPRET=1``: the same Triton kernel under the interpreter (tests).
 * CPU tensors otherwise: torch SDPA with identical semantics (``kernels.reference.sdpa_fallback``).
+* Any device, when autograd will need a backward (grad mode on and an input requires grad): the SDPA
+  fallback too, since the kernel is forward-only (inference); training still gets correct gradients.
 
 ``kernels.attention`` (and with it triton) is imported on the first Triton launch only, so that
 ``import kernels`` stays cheap and never decides the interpreter mode for anyone.
@@ -29,8 +31,10 @@ def _interpreter_requested() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def _triton_module(device: torch.device) -> ModuleType | None:
+def _triton_module(device: torch.device, *tensors: torch.Tensor) -> ModuleType | None:
     """The launcher module when this call should run the Triton kernel, else None (SDPA fallback)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None  # the kernel is forward-only; SDPA gives the same values and a backward
     if device.type == "cuda":
         from kernels import attention
 
@@ -126,7 +130,7 @@ def fused_attention(
     if k.shape[2] == 0:
         raise ValueError("k and v must hold at least one token")
 
-    launcher = _triton_module(q.device)
+    launcher = _triton_module(q.device, q, k, v)
     if launcher is None:
         res = reference.sdpa_fallback(q, k, v, key_lengths=key_lengths, sm_scale=scale)
         return res if out is None else out.copy_(res)
@@ -176,7 +180,7 @@ def fused_attention_varlen(
             raise ValueError(f"max_seqlen={max_seqlen} is below the longest sequence ({max(lengths)})")
     scale = _scale(q.shape[-1], sm_scale)
 
-    launcher = _triton_module(q.device)
+    launcher = _triton_module(q.device, q, k, v)
     if launcher is None:
         return reference.sdpa_fallback_varlen(q, k, v, cu_seqlens, sm_scale=scale)
     return launcher.fused_attention_varlen(q, k, v, _empty_like(q), cu_seqlens, max_seqlen, scale)

@@ -151,6 +151,26 @@ def test_cpu_without_interpreter_falls_back_to_sdpa(kit, monkeypatch: pytest.Mon
     assert _launches() == before, "without TRITON_INTERPRET, CPU tensors must not reach the Triton kernel"
 
 
+def test_inputs_requiring_grad_get_a_backward(kit) -> None:
+    """The kernel is forward-only: with autograd on, the SDPA fallback runs so gradients are right."""
+    q, k, v = (kit.randn(2, 2, 9, 32).requires_grad_() for _ in range(3))
+    lengths = torch.tensor([9, 4], dtype=torch.int32, device=kit.device)
+    before = _launches() if kit.device.type == "cpu" else 0
+    kernels.fused_attention(q, k, v, key_lengths=lengths).sum().backward()
+    grads = [t.grad for t in (q, k, v)]
+    q2, k2, v2 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    reference.attention_reference(q2, k2, v2, key_lengths=lengths).sum().backward()
+    for got, want in zip(grads, (q2.grad, k2.grad, v2.grad), strict=True):
+        kit.assert_close(got, want, 1e-3, "gradient")
+    if kit.device.type == "cpu":
+        assert _launches() == before
+    with torch.no_grad():
+        out = kernels.fused_attention(q, k, v, key_lengths=lengths)
+    assert out.grad_fn is None
+    if kit.device.type == "cpu":
+        assert _launches() == before + 1, "under no_grad the kernel runs"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
