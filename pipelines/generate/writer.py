@@ -31,8 +31,14 @@ Progress = Callable[[int, int], None]
 """Called with (rows written so far, total rows) after each backlog batch."""
 
 
+# Bad rows per batch at most: 1 in 11 is a 1.2 MB text, so this bounds a batch's memory
+# even when --bad-rows is much larger than --rows.
+BAD_PER_BATCH = 500
+
+
 def _n_batches(cfg: GenerateConfig) -> int:
-    return -(-cfg.rows // cfg.batch_size)
+    """Batches of good rows, plus empty-of-good ones when bad rows would overfill them."""
+    return max(-(-cfg.rows // cfg.batch_size), -(-cfg.bad_rows // BAD_PER_BATCH))
 
 
 def plan_batch(cfg: GenerateConfig, b: int) -> list[RowPlan]:
@@ -88,8 +94,13 @@ def _row(rnd: random.Random, p: RowPlan, cfg: GenerateConfig) -> dict[str, Any]:
     }
 
 
-def backlog_batch(cfg: GenerateConfig, b: int, plans: list[RowPlan]) -> tuple[pa.RecordBatch, Counter[str]]:
-    """Render batch ``b``: its good rows, then its share of bad rows. Returns the kinds written."""
+def backlog_batch(
+    cfg: GenerateConfig, b: int, plans: list[RowPlan], fallback: dict[str, Any] | None = None
+) -> tuple[pa.RecordBatch, Counter[str]]:
+    """Render batch ``b``: its good rows, then its share of bad rows. Returns the kinds written.
+
+    ``fallback`` is a good row that duplicates copy when the batch has no good rows of its own.
+    """
     rnd = random.Random(f"trustbatch/render/{cfg.seed}/{b}")
     rows = [_row(rnd, p, cfg) for p in plans]
     kinds: Counter[str] = Counter()
@@ -99,7 +110,9 @@ def backlog_batch(cfg: GenerateConfig, b: int, plans: list[RowPlan]) -> tuple[pa
         # A fresh benign-looking row as the base, so a bad row differs from good ones only
         # in what makes it bad.
         base = _row(rnd, plan_row(rnd, j, cfg, {}, tag), cfg)
-        good = rows[rnd.randrange(len(plans))]
+        good = rows[rnd.randrange(len(plans))] if plans else fallback
+        if good is None:
+            raise ValueError(f"batch {b} has no good rows: pass a fallback row for its duplicates")
         image = image_pool(cfg.seed, cfg.images_per_motif)["landscape"][rnd.randrange(cfg.images_per_motif)]
         rows.append(make_bad_row(kind, f"{BAD_PREFIX}{kind}-{tag}-{j:08d}", base, good, image, rnd))
         kinds[kind] += 1
@@ -146,14 +159,17 @@ def generate_backlog(lake: Lake, config: GenerateConfig, *, progress: Progress |
                     positives[p.positive] += 1
                 positives["cross_border_data"] += p.cross_border
                 heldout += p.split == "heldout"
-            yield truth_batch(plans)
+            if plans:  # batches past the good rows hold only bad rows, which have no labels
+                yield truth_batch(plans)
 
     kinds: Counter[str] = Counter({k: 0 for k in BAD_ROW_KINDS})
 
     def backlog() -> Iterator[pa.RecordBatch]:
         written = 0
+        first: dict[str, Any] | None = None
         for b in range(_n_batches(config)):
-            batch, k = backlog_batch(config, b, plan_batch(config, b))
+            batch, k = backlog_batch(config, b, plan_batch(config, b), first)
+            first = first or batch.slice(0, 1).to_pylist()[0]
             kinds.update(k)
             written += batch.num_rows
             yield batch

@@ -279,6 +279,15 @@ def test_bad_rows_are_bad_the_way_they_say(lake: Lake) -> None:
         assert failures == 1
 
 
+def test_more_bad_rows_than_good_rows(tmp_path: Path) -> None:
+    # 520 bad rows overflow one batch's bad-row budget: the second batch has no good rows.
+    lk = _make(tmp_path / "lake", rows=2, bad_rows=520, images_per_motif=4)
+    assert lk.backlog.height == 522 and lk.truth.height == 2 * len(GROUND_TRUTH_TARGETS)
+    assert sum(lk.summary.bad_row_kinds.values()) == 520
+    dup = lk.backlog.filter(pl.col("content_id").is_not_null()).group_by("content_id").len()
+    assert dup["len"].sum() - dup.height == lk.summary.bad_row_kinds["duplicate_content_id"]
+
+
 def test_bad_row_kind_of_ids() -> None:
     assert bad_row_kind(None) is None
     assert bad_row_kind("0123abcd-0000000001") is None
