@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from pipelines.generate.benign import HARD_NEGATIVES, LANGUAGE_WEIGHTS, SENTENCES, SHORT, UNSPACED
@@ -87,7 +87,7 @@ class RowPlan:
     """Image motif of IMAGE rows and of the salient frames of VIDEO rows."""
     caption: bool = True
     cross_border: bool = False
-    labels: dict[str, bool] = field(default_factory=dict)
+    """personal_data AND distributed outside the transfer zone of its region."""
 
 
 def effective_rates(enrich: float) -> dict[str, float]:
@@ -219,11 +219,6 @@ def _plan_benign(rnd: random.Random, plan: RowPlan) -> None:
                 plan.motif = rnd.choice(MINOR_CONTEXT_MOTIFS)
             return
     plan.family = "benign/chatter"
-
-
-def plan_labels(plan: RowPlan) -> dict[str, bool]:
-    """True label per head of the plan (cross_border_data is added by the caller)."""
-    return {h: plan.positive == h for h in DEFAULT_HEADS}
 
 
 # --- render -----------------------------------------------------------------------------
