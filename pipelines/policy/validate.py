@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from pipelines import markets as mk
 from pipelines.errors import BadConfigError
@@ -190,14 +190,14 @@ class _Checker:
         thresholds = self.thresholds(p.get("thresholds"), f"{path}.thresholds", tiers) if "thresholds" in p else None
         if len(self.problems) != before or tiers is None or thresholds is None or conditions is None:
             return None
-        assert isinstance(pid, str) and isinstance(head, str) and title is not None and category is not None
+        # Every field was checked above (no new problem), so these casts only inform mypy.
         return Policy(
-            id=pid,
-            title=title,
-            category=category,
+            id=cast(str, pid),
+            title=cast(str, title),
+            category=cast(str, category),
             category_specification=keywords,
             decision_ground=str(ground),
-            head=head,
+            head=cast(str, head),
             tiers=tiers,
             thresholds=thresholds,
             conditions=conditions,
@@ -428,11 +428,10 @@ def validate(data: Any, *, source: str = "<pack>", text: str = "", heads: Sequen
                 policies.append(policy)
     if c.problems:
         raise InvalidPackError(source, c.problems)
-    assert governance is not None and isinstance(pack_id, str) and isinstance(version, str)
     return Pack(
-        pack_id=pack_id,
-        version=version,
-        governance=governance,
+        pack_id=cast(str, pack_id),
+        version=cast(str, version),
+        governance=cast(Governance, governance),
         policies=tuple(policies),
         text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
