@@ -87,6 +87,14 @@ def head_rows(long: pl.DataFrame, pack: Pack) -> pl.DataFrame:
     return out.unique(["content_id", "policy_id"], keep="first", maintain_order=True)
 
 
+def decide_scores(long: pl.DataFrame, pack: Pack) -> pl.DataFrame:
+    """Decisions for per-policy score rows (:func:`scores_long` shape) under ``pack``.
+
+    The one score→decision mapping the backfill's commits and the online endpoint share.
+    """
+    return decide(head_rows(long, pack), pack)
+
+
 @dataclass
 class ChunkWriter:
     """Writes one job's chunks; keeps the per-table key caches used to drop rows already there."""
@@ -142,7 +150,7 @@ class ChunkWriter:
     def decisions(self, long: pl.DataFrame, chunk: int | str, kind: str = "") -> int:
         """Decide ``long`` scores with the pack and commit; returns decision rows written."""
         lin = self.lineage
-        decided = decide(head_rows(long, self.pack), self.pack)
+        decided = decide_scores(long, self.pack)
         out = decided.with_columns(
             pl.lit(lin.run_id).alias("run_id"),
             pl.lit(lin.model_name).alias("model_name"),
