@@ -49,7 +49,7 @@ _W = len(mk.ALL_MARKETS)
 
 
 class _Tables:
-    """The pack laid out as small lookup arrays that rows index into (built once per call).
+    """The pack laid out as small lookup arrays that rows index into (built once per pack).
 
     Rows carry integer codes: policy ``p``, market ``m`` (``_W`` for an unnamed market) and
     tier level ``k``; a threshold is ``thresholds[(p * (_W + 1) + m) * _LEVELS + k]``.
