@@ -1,0 +1,92 @@
+"""``batchjobs train``: train the starter model on a lake's labels, evaluate, register in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from pipelines.lake import open_lake
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("train", help="train the starter model, evaluate it on held-out data, register it")
+    p.add_argument("--lake", required=True, help="lake root folder (backlog, labels, MLflow store)")
+    p.add_argument("--model-name", default="starter", help="registered model name (default starter)")
+    p.add_argument(
+        "--labels",
+        choices=("ground_truth", "review"),
+        default="ground_truth",
+        help="train on generated ground truth (train/heldout splits) or on human review labels",
+    )
+    p.add_argument("--no-promote", action="store_true", help="register the new version without moving 'champion'")
+    p.add_argument("--epochs", type=_positive, default=12, help="fusion training epochs (default 12)")
+    p.add_argument("--max-rows", type=_positive, default=None, help="cap on training rows (default: all)")
+    p.add_argument("--max-heldout-rows", type=_positive, default=None, help="cap on evaluation rows (default: all)")
+    p.add_argument("--text-tower", default=None, help="BERT / XLM-R checkpoint folder instead of all-MiniLM-L6-v2")
+    p.add_argument("--feature-cache", default=None, help="folder keeping frozen-tower outputs between runs")
+    p.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1: see docs/models.md)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fusion initialisation and shuffling")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.model.train import TrainConfig, train_starter
+
+    cfg = TrainConfig(
+        model_name=args.model_name,
+        labels=args.labels,
+        promote=not args.no_promote,
+        epochs=args.epochs,
+        max_rows=args.max_rows,
+        max_heldout_rows=args.max_heldout_rows,
+        text_tower=args.text_tower,
+        feature_cache=args.feature_cache,
+        threads=args.threads,
+        seed=args.seed,
+    )
+    lake = open_lake(args.lake)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    s = train_starter(lake, cfg, progress=progress)
+    alias = " (alias champion)" if s.promoted else " (not promoted)"
+    print(f"registered models:/{s.model_name}/{s.version}{alias}, MLflow run {s.run_id}")
+    print(
+        f"rows: {s.train_rows} train, {s.heldout_rows} held-out, {s.skipped_rows} rejected by preprocessing; "
+        f"towers {s.feature_seconds:.0f} s (text padding {s.padding_share:.1%}), fusion {s.train_seconds:.0f} s"
+    )
+    print("held-out   head             AUC     AP  positives")
+    for head in cfg.heads:
+        auc = s.metrics.get(f"auc_{head}", math.nan)
+        ap = s.metrics.get(f"ap_{head}", math.nan)
+        npos = int(s.metrics.get(f"heldout_positives_{head}", 0))
+        print(f"           {head:<15} {auc:6.3f} {ap:6.3f}  {npos:>9}")
+    langs = sorted({r["language"] for r in s.per_language if r["auc"] is not None})
+    if langs:
+        print(
+            "per-language AUC (where >= 10 positives and negatives): "
+            + "; ".join(
+                f"{head}: "
+                + ", ".join(
+                    f"{r['language']} {r['auc']:.3f}"
+                    for r in s.per_language
+                    if r["head"] == head and r["auc"] is not None
+                )
+                for head in cfg.heads
+                if any(r["head"] == head and r["auc"] is not None for r in s.per_language)
+            )
+        )
+    return 0
