@@ -1,0 +1,158 @@
+"""The audit's index.html: summary, heat map, per-policy charts, per-language accuracy, gaps, lineage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from pipelines.report import Section, bar_chart, heatmap, interval_chart, lineage_block, page, paragraph, table
+from pipelines.schema import ACTIONS
+
+if TYPE_CHECKING:
+    from pipelines.audit.run import Computed
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f}%"
+
+
+def _ci(row: dict[str, object], metric: str) -> str | None:
+    v, lo, hi = row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high")
+    if v is None:
+        return None
+    assert isinstance(v, float) and isinstance(lo, float) and isinstance(hi, float)
+    return f"{v:.3f} [{lo:.3f}–{hi:.3f}]"
+
+
+def _summary(c: Computed, statements: int) -> Section:
+    rows = c.rows
+    markets = rows.filter(pl.col("region_kind") == "market")
+    groups = rows.filter(pl.col("region_kind") == "group")
+    lin = c.lineage
+    period = lin["period"]
+    assert isinstance(period, dict)
+    text = (
+        f"Period {period['from'] or 'start'} to {period['to']} (decided_at), tables pinned as of {lin['as_of']}. "
+        f"{int(markets['decisions'].sum()):,} current decisions in {markets['region'].n_unique()} markets, "
+        f"{int(markets['actioned'].sum()):,} with an action; {statements:,} statements of reasons (EU/EEA). "
+        f"Precision and recall come from {lin['labelled_units']} labelled review units "
+        f"(sample {lin['review_sample_run'] or 'none'})."
+    )
+    cols = ["region", "policy", "items", "failed", "actioned", "fully automated", "precision [95%]", "recall [95%]"]
+    body = [
+        [
+            r["region"], r["policy_id"], r["items_scored"], r["items_failed"], r["actioned"],
+            r["share_fully"], _ci(r, "precision"), _ci(r, "recall"),
+        ]
+        for r in groups.iter_rows(named=True)
+    ]  # fmt: skip
+    note = paragraph(
+        "Items are referred to by content id and SHA-256 only; no text, image or frame of any item appears in this "
+        "report. Child-safety rows show counts only. Group rows count each item once (items) and each item × market "
+        "decision once (actions).",
+        note=True,
+    )
+    return Section("Summary", paragraph(text) + table(cols, body) + note)
+
+
+def _heat(c: Computed) -> Section:
+    rows = c.rows.with_columns(
+        pl.when(pl.col("decisions") > 0).then(pl.col("actioned") / pl.col("decisions")).alias("rate")
+    )
+    policies = sorted(rows["policy_id"].unique().to_list())
+    regions = (
+        rows.select("region", "region_kind")
+        .unique()
+        .sort(pl.col("region_kind").replace_strict({"group": 0, "market": 1}, return_dtype=pl.Int8), "region")["region"]
+        .to_list()
+    )
+    if "content_type" in rows.columns or "language" in rows.columns:
+        rows = rows.group_by("region", "policy_id").agg(
+            (pl.col("actioned").sum() / pl.col("decisions").sum()).alias("rate")
+        )
+    lookup = {(r, p): v for r, p, v in rows.select("region", "policy_id", "rate").iter_rows()}
+    values = [[lookup.get((r, p)) for p in policies] for r in regions]
+    svg = heatmap(regions, policies, values, title="Share of decisions with an action", fmt=_pct, vmax=None)
+    return Section("Region × policy", svg)
+
+
+def _policies(c: Computed) -> list[Section]:
+    out = [Section("Per policy", paragraph("Actions by tier per group, and estimated accuracy with 95% intervals."))]
+    groups = c.rows.filter(pl.col("region_kind") == "group")
+    if "content_type" in groups.columns or "language" in groups.columns:
+        groups = groups.group_by("region", "policy_id", "counts_only").agg(
+            pl.col(f"action_{a}").sum() for a in ACTIONS if a != "none"
+        )
+    for policy in sorted(groups["policy_id"].unique().to_list()):
+        g = groups.filter(pl.col("policy_id") == policy).sort("region")
+        labels = g["region"].to_list()
+        series = {a: g[f"action_{a}"].cast(pl.Float64).to_list() for a in ACTIONS if a != "none"}
+        series = {a: v for a, v in series.items() if any(x for x in v)}
+        body = bar_chart(labels, series, title=f"{policy}: decisions by action tier") if series else ""
+        if not series:
+            body += paragraph("No action taken in the period.", note=True)
+        if bool(g["counts_only"].any()):
+            body += paragraph("Counts only (child safety): no scores or accuracy estimates are shown.", note=True)
+        elif "precision" in g.columns:
+            lab, est, lo, hi = [], [], [], []
+            for r in g.iter_rows(named=True):
+                for metric in ("precision", "recall"):
+                    lab.append(f"{r['region']} {metric}")
+                    est.append(r.get(metric))
+                    lo.append(r.get(f"{metric}_low"))
+                    hi.append(r.get(f"{metric}_high"))
+            body += interval_chart(lab, est, lo, hi, title=f"{policy}: precision and recall (95% intervals)")
+        out.append(Section(policy, body, level=3))
+    return out
+
+
+def _languages(c: Computed) -> Section:
+    lang = c.by_language
+    cols = ["language", "policy", "decisions", "labelled", "accuracy [95%]", "precision [95%]", "recall [95%]"]
+    body = [
+        [r["language"], r["policy_id"], r["decisions"], r["accuracy_n"], _ci(r, "accuracy"), _ci(r, "precision"),
+         _ci(r, "recall")]
+        for r in lang.iter_rows(named=True)
+    ]  # fmt: skip
+    shown = lang.filter(pl.col("accuracy").is_not_null())
+    chart = ""
+    if shown.height:
+        chart = interval_chart(
+            [f"{a} · {b}" for a, b in shown.select("language", "policy_id").iter_rows()],
+            shown["accuracy"].to_list(),
+            shown["accuracy_low"].to_list(),
+            shown["accuracy_high"].to_list(),
+            title="Accuracy by language (95% intervals)",
+        )
+    note = paragraph("DSA Art. 42(2)(c): indicators of accuracy of automated means, per official language.", note=True)
+    return Section("Accuracy per language", note + chart + table(cols, body))
+
+
+def _coverage(c: Computed) -> Section:
+    gaps = table(["market", "items failed", "without id"], [list(r) for r in c.coverage.iter_rows()])
+    kinds = table(["stage", "error", "dead letters"], [list(r) for r in c.dead_letter_kinds.iter_rows()])
+    text = paragraph(
+        "Items that were meant to be scored but failed (dead letters) and have no decision by the end of the period.",
+        note=True,
+    )
+    return Section("Coverage gaps", text + gaps + kinds)
+
+
+def _method() -> Section:
+    return Section(
+        "Method",
+        paragraph(
+            "Current decision: the most recently committed row per (content_id, market, policy_id) decided before the "
+            "period end, kept if decided inside the period. Precision and recall: stratified review sample "
+            "(policy × origin region group × score band × changed decision), inclusion-probability weights "
+            "calibrated to the known decision counts, 95% intervals from Beta posteriors on Kish effective counts "
+            "per score band × flagged cell. See docs/audit.md."
+        ),
+    )
+
+
+def render(c: Computed, *, statements: int) -> str:
+    sections = [_summary(c, statements), _heat(c), *_policies(c), _languages(c), _coverage(c), _method()]
+    sections.append(Section("Lineage", lineage_block(c.lineage)))
+    return page("Compliance audit", sections, subtitle="trustbatch · DSA transparency and accuracy report")

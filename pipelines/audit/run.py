@@ -1,0 +1,341 @@
+"""Run an audit: pin the tables, aggregate lazily, estimate, and write the report files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from pipelines import markets as mk
+from pipelines.audit import aggregate as ag
+from pipelines.audit.accuracy import CELL, METRICS, estimate_domains
+from pipelines.audit.config import AuditConfig
+from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
+from pipelines.audit.current import current_decisions, scan_decisions
+from pipelines.audit.packs import counts_only, load_packs
+from pipelines.audit.review import labelled_units
+from pipelines.audit.sor import restrictive_rows, write_jsonl
+from pipelines.audit.versions import Pinned, pin_tables
+from pipelines.errors import BadConfigError
+from pipelines.policy import Pack
+
+GROUPS: tuple[str, ...] = tuple(mk.GROUPS)
+REPORT_FILES = ("report.parquet", "report.json", "index.html", "statements_of_reasons.jsonl")
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Where the report went and the figures the CLI prints."""
+
+    out_dir: str
+    report_parquet: str
+    report_json: str
+    index_html: str | None
+    statements: str | None
+    rows: int
+    decisions: int
+    statements_written: int
+    labelled_units: int
+    versions: dict[str, int | None] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"audit: {self.rows} report rows over {self.decisions} current decisions, "
+            f"{self.statements_written} statements of reasons, {self.labelled_units} labelled review units; "
+            f"decisions v{self.versions.get('decisions')}; {self.seconds:.1f} s -> {self.out_dir}"
+        )
+
+
+@dataclass(frozen=True)
+class Computed:
+    """The report's content before it is written (also what tests and the sweep report reuse)."""
+
+    rows: pl.DataFrame
+    by_language: pl.DataFrame
+    coverage: pl.DataFrame
+    dead_letter_kinds: pl.DataFrame
+    sor_rows: pl.DataFrame
+    lineage: dict[str, object]
+    packs: dict[str, tuple[Pack, str]]
+
+
+def _selected(config: AuditConfig, data_markets: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(markets to report, groups to report) from --market (default: every market seen and every group)."""
+    if not config.markets:
+        return sorted(set(data_markets)), list(GROUPS)
+    groups = [m for m in config.markets if m in mk.GROUPS]
+    markets = [m for m in config.markets if m not in mk.GROUPS]
+    return markets, groups
+
+
+def _known_policies(packs: dict[str, tuple[Pack, str]], current: pl.LazyFrame) -> list[str]:
+    ids: set[str] = set()
+    for pack, _ in packs.values():
+        ids.update(pack.policy_ids)
+    if not ids:
+        ids.update(current.select("policy_id").unique().collect()["policy_id"].to_list())
+    return sorted(ids)
+
+
+def _scope(config: AuditConfig, current: pl.LazyFrame, policies: list[str]) -> pl.LazyFrame:
+    scoped = current
+    if config.start is not None:
+        scoped = scoped.filter(pl.col("decided_at") >= config.start)
+    if config.policies:
+        unknown = [p for p in config.policies if p not in policies]
+        if unknown:
+            raise BadConfigError(f"--policy: unknown policy {', '.join(unknown)} (known: {', '.join(policies)})")
+        scoped = scoped.filter(pl.col("policy_id").is_in(list(config.policies)))
+    if config.markets:
+        members = sorted({c for name in config.markets for c in mk.expand(name)})
+        scoped = scoped.filter(pl.col("market").is_in(members))
+    return scoped
+
+
+def _failed_rows(gap: pl.DataFrame, dims: list[str], groups: list[str], policies: list[str]) -> pl.DataFrame:
+    """Distinct failed items per region (× breakdowns), repeated for each policy."""
+    item_dims = [d for d in dims if d != "policy_id"]
+    keyed = gap.with_columns(pl.coalesce(pl.col("content_id"), pl.lit("#") + pl.col("stage")).alias("__item"))
+    per_market = keyed.with_columns(pl.col("market").alias("region"), pl.lit("market").alias("region_kind"))
+    mapping = pl.DataFrame(
+        [(m, g) for g in groups for m in mk.GROUPS[g]], schema={"market": pl.String, "region": pl.String}, orient="row"
+    )
+    per_group = keyed.join(mapping, on="market", how="inner").with_columns(pl.lit("group").alias("region_kind"))
+    both = pl.concat([per_market, per_group.select(per_market.columns)])
+    counts = both.group_by(["region", "region_kind", *item_dims]).agg(pl.col("__item").n_unique().alias("items_failed"))
+    pol = pl.DataFrame({"policy_id": policies}, schema={"policy_id": pl.String})
+    return counts.join(pol, how="cross")
+
+
+def _estimates(
+    agg: ag.Aggregates, units: pl.DataFrame, keys: list[str], groups: list[str], config: AuditConfig
+) -> pl.DataFrame:
+    flagged = pl.col("action") != "none"
+    pop = (
+        ag.with_regions(agg.cells, groups)
+        .with_columns(flagged.alias("flagged"))
+        .group_by([*keys, *CELL])
+        .agg(pl.col("n").sum().alias("m"))
+    )
+    labelled = ag.with_regions(units, groups).with_columns(flagged.alias("flagged"))
+    return estimate_domains(pop, labelled, keys, draws=config.draws, seed=config.seed)
+
+
+def _language_estimates(agg: ag.Aggregates, units: pl.DataFrame, config: AuditConfig) -> pl.DataFrame:
+    flagged = pl.col("action") != "none"
+    keys = ["language", "policy_id"]
+    pop = (
+        agg.cells.filter(pl.col("market").is_in(list(mk.ALL_MARKETS)))
+        .with_columns(flagged.alias("flagged"), pl.col("language").fill_null("unknown"))
+        .group_by([*keys, *CELL])
+        .agg(pl.col("n").sum().alias("m"), pl.col("n").sum().alias("decisions"))
+    )
+    labelled = units.filter(pl.col("market").is_in(list(mk.ALL_MARKETS))).with_columns(
+        flagged.alias("flagged"), pl.col("language").fill_null("unknown")
+    )
+    est = estimate_domains(pop.drop("decisions"), labelled, keys, draws=config.draws, seed=config.seed)
+    sizes = pop.group_by(keys).agg(pl.col("m").sum().alias("decisions"))
+    return sizes.join(est, on=keys, how="left").sort(keys)
+
+
+def compute(config: AuditConfig) -> Computed:
+    """Everything in the report, from the tables pinned at ``config.pin_time``."""
+    lake = config.lake
+    pins = pin_tables(lake, config.pin_time, backlog_uri=config.backlog)
+    decisions = scan_decisions(pins["decisions"])
+    packs = load_packs(pins["policy_packs"])
+    current = current_decisions(decisions, before=config.period_end)
+    policies = _known_policies(packs, current)
+    scoped = _scope(config, current, policies)
+    dims = ["policy_id", *config.by]
+    units, sample_run = labelled_units(pins["review_samples"], pins["review_labels"])
+    letters = dead_letters(pins["dead_letters"], start=config.start, end=config.period_end)
+    letter_ids = letters["content_id"].drop_nulls().unique()
+
+    unit_cols = ["content_id", "market", *dims, "language", "region_group", "score_band", "changed", "action"]
+    unit_cols = list(dict.fromkeys(unit_cols))
+    frames = pl.collect_all(
+        [
+            *ag.plan(scoped, dims=dims, groups=GROUPS),
+            scoped.join(units.lazy(), on=["content_id", "policy_id"], how="inner").select(*unit_cols, "y"),
+            current.filter(pl.col("content_id").is_in(letter_ids.implode())).select("content_id").unique(),
+            restrictive_rows(scoped),
+        ]
+    )
+    agg = ag.Aggregates(frames[0], frames[1], frames[2], frames[3], tuple(dims))
+    labelled, decided_letters, sor_rows = frames[4], frames[5], frames[6]
+    markets, groups = _selected(config, agg.cells["market"].unique().to_list())
+
+    keys = ["region", "region_kind", *dims]
+    counts = ag.count_rows(agg, groups)
+    mq = agg.market_q.rename({"market": "region"}).with_columns(pl.lit("market").alias("region_kind"))
+    mq = mq.with_columns(pl.lit(None, dtype=pl.UInt32).alias("items"))
+    gq = agg.group_q.with_columns(pl.lit("group").alias("region_kind"))
+    quant = pl.concat([mq, gq.select(mq.columns)], how="vertical_relaxed") if gq.height else mq
+    rows = counts.join(quant, on=keys, how="left")
+    rows = rows.with_columns(pl.coalesce(pl.col("items").cast(pl.Int64), pl.col("decisions")).alias("items_scored"))
+    rows = rows.drop("items")
+
+    gap = gaps(letters, decided_letters["content_id"], pins["backlog"])
+    if config.markets:
+        gap = gap.filter(pl.col("market").is_in(sorted({c for n in config.markets for c in mk.expand(n)})))
+    seen_policies = sorted(set(agg.cells["policy_id"].to_list())) or (list(config.policies) or policies)
+    failed = _failed_rows(gap, dims, groups, seen_policies)
+    rows = rows.join(failed, on=keys, how="full", coalesce=True)
+    count_cols = [c for c in rows.columns if c.startswith(("action_", "automated_")) or c in ("decisions", "actioned")]
+    rows = rows.with_columns(
+        pl.col(count_cols).fill_null(0),
+        pl.col("items_scored").fill_null(0),
+        pl.col("items_failed").fill_null(0).cast(pl.Int64),
+    ).with_columns((pl.col("items_scored") + pl.col("items_failed")).alias("items_in_scope"))
+
+    est = _estimates(agg, labelled, keys, groups, config)
+    rows = rows.join(est, on=keys, how="left")
+    lin = ag.lineage_rows(agg, groups)
+    rows = rows.join(lin, on=keys, how="left")
+
+    wanted = pl.col("region").is_in(markets) & (pl.col("region_kind") == "market")
+    wanted = wanted | (pl.col("region").is_in(groups) & (pl.col("region_kind") == "group"))
+    rows = rows.filter(wanted)
+
+    hidden = [p for p in seen_policies if counts_only(p, packs)]
+    sensitive = [c for c in rows.columns if c.startswith(("score_p", "hours_to_decision"))]
+    sensitive += [c for c in rows.columns if c.split("_")[0] in METRICS]
+    rows = rows.with_columns(pl.col("policy_id").is_in(hidden).alias("counts_only")).with_columns(
+        pl.when(pl.col("counts_only")).then(None).otherwise(pl.col(c)).alias(c) for c in sensitive
+    )
+    for table, pin in pins.items():
+        rows = rows.with_columns(pl.lit(pin.version, dtype=pl.Int64).alias(f"version_{table}"))
+    rows = rows.with_columns(
+        pl.lit(config.pin_time).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("as_of"),
+        pl.lit(config.start).cast(pl.Datetime("us", "UTC")).alias("period_from"),
+        pl.lit(config.period_end).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("period_to"),
+    )
+    rows = _order(rows, keys)
+
+    by_language = _language_estimates(agg, labelled, config).filter(~pl.col("policy_id").is_in(hidden))
+    kinds = letters.group_by("stage", "error_class").agg(pl.len().alias("dead_letters")).sort("stage", "error_class")
+    coverage = (
+        gap.group_by("market")
+        .agg(pl.col("content_id").n_unique().alias("items_failed"), pl.col("content_id").null_count().alias("no_id"))
+        .sort("market")
+    )
+    lineage = _lineage(config, pins, packs, agg, sample_run, labelled.height, units.height)
+    return Computed(rows, by_language, coverage, kinds, sor_rows, lineage, packs)
+
+
+def _order(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    front = [*keys, "counts_only", "items_in_scope", "items_scored", "items_failed", "decisions", "actioned"]
+    rest = [c for c in rows.columns if c not in front]
+    kind = pl.col("region_kind").replace_strict({"group": 0, "market": 1}, return_dtype=pl.Int8)
+    return rows.select(*front, *rest).sort(kind, *keys[:1], *keys[2:])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _lineage(
+    config: AuditConfig,
+    pins: dict[str, Pinned],
+    packs: dict[str, tuple[Pack, str]],
+    agg: ag.Aggregates,
+    sample_run: str | None,
+    labelled_rows: int,
+    labelled: int,
+) -> dict[str, object]:
+    used = sorted(set(agg.lineage["policy_version"].to_list()))
+    models = agg.lineage.select(pl.concat_str("model_name", "model_version", separator="/")).to_series()
+    return {
+        "as_of": _iso(config.pin_time),
+        "period": {"from": _iso(config.start), "to": _iso(config.period_end)},
+        "table_versions": {
+            t: {"uri": p.uri, "version": p.version, "committed_at": _iso(p.committed_at)} for t, p in pins.items()
+        },
+        "policy_versions": {v: (packs[v][1] if v in packs else None) for v in used},
+        "model_versions": sorted(set(models.to_list())),
+        "run_ids": sorted(set(agg.lineage["run_id"].to_list())),
+        "review_sample_run": sample_run,
+        "labelled_units": labelled,
+        "labelled_decision_rows": labelled_rows,
+        "breakdowns": list(config.by),
+        "markets": list(config.markets),
+        "policies": list(config.policies),
+        "polars": pl.__version__,
+    }
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _finite(frame: pl.DataFrame) -> list[dict[str, object]]:
+    """Rows as dicts with NaN turned into None (JSON has no NaN)."""
+    floats = [c for c, t in frame.schema.items() if t.is_float()]
+    return frame.with_columns(pl.col(floats).fill_nan(None)).to_dicts()
+
+
+def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True) -> AuditResult:
+    """Compute the audit and write report.parquet, report.json, index.html and statements_of_reasons.jsonl.
+
+    Files are written into a temporary folder beside the output and moved into place, so a
+    reader never sees half a report.
+    """
+    t0 = time.perf_counter()
+    result = compute(config)
+    out = Path(config.out_dir())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".audit-", dir=out.parent))
+    try:
+        result.rows.write_parquet(tmp / "report.parquet", statistics=True)
+        written = 0
+        if statements:
+            written = write_jsonl(str(tmp / "statements_of_reasons.jsonl"), result.sor_rows, result.packs)
+        doc = {
+            "report": "trustbatch compliance audit",
+            "generated_at": datetime.now(UTC).isoformat(),
+            "lineage": result.lineage,
+            "rows": _finite(result.rows),
+            "accuracy_by_language": _finite(result.by_language),
+            "coverage_gaps": result.coverage.to_dicts(),
+            "dead_letters_by_kind": result.dead_letter_kinds.to_dicts(),
+            "statements_of_reasons": written,
+        }
+        (tmp / "report.json").write_text(json.dumps(doc, indent=1, default=_json_default) + "\n", encoding="utf-8")
+        if html:
+            from pipelines.audit.html import render
+
+            (tmp / "index.html").write_text(render(result, statements=written), encoding="utf-8")
+        out.mkdir(parents=True, exist_ok=True)
+        for name in REPORT_FILES:
+            if (tmp / name).exists():
+                os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return AuditResult(
+        out_dir=str(out),
+        report_parquet=str(out / "report.parquet"),
+        report_json=str(out / "report.json"),
+        index_html=str(out / "index.html") if html else None,
+        statements=str(out / "statements_of_reasons.jsonl") if statements else None,
+        rows=result.rows.height,
+        decisions=int(result.rows.filter(pl.col("region_kind") == "market")["decisions"].sum()),
+        statements_written=written,
+        labelled_units=int(result.lineage.get("labelled_units") or 0),  # type: ignore[call-overload]
+        versions={t: v["version"] for t, v in result.lineage["table_versions"].items()},  # type: ignore[attr-defined]
+        seconds=time.perf_counter() - t0,
+    )
+
+
+__all__ = ["UNKNOWN", "AuditResult", "Computed", "compute", "run_audit"]

@@ -1,0 +1,135 @@
+"""The estimators are honest: 95% intervals cover the true precision and recall in 90-99% of
+replicate review samples drawn from one generated population with known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.audit.accuracy import CELL, domain_cells, estimate_domains
+from pipelines.audit.estimators import estimate, rng_for
+from pipelines.audit.sampling import draw
+from pipelines.audit.strata import region_group, score_band
+
+POLICIES = {
+    # policy: (prevalence, score sharpness, threshold) -> different precision / recall regimes
+    "hate": (0.10, 4.0, 0.5),
+    "scams": (0.20, 3.0, 0.6),
+    "violence": (0.08, 5.0, 0.45),
+}
+REPLICATES = 200
+
+
+def _population(n_items: int = 20_000, seed: int = 1) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    regions = np.array(["DE", "FR", "NO", "US", "BR", "PL"])
+    frames = []
+    for policy, (prevalence, sharp, threshold) in POLICIES.items():
+        y = rng.random(n_items) < prevalence
+        # Scores: violating items score high, with overlap (errors in both directions).
+        score = np.clip(rng.beta(np.where(y, sharp, 1.0), np.where(y, 1.5, sharp)), 0, 1)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "content_id": [f"c{i}" for i in range(n_items)],
+                    "policy_id": policy,
+                    "region": regions[rng.integers(0, len(regions), n_items)],
+                    "score": score,
+                    "y": y,
+                    "flagged": score >= threshold,
+                    "changed": rng.random(n_items) < 0.03,
+                }
+            )
+        )
+    pop = pl.concat(frames)
+    return pop.with_columns(
+        region_group(pl.col("region")).alias("region_group"), score_band(pl.col("score")).alias("score_band")
+    )
+
+
+def _truth(pop: pl.DataFrame) -> dict[str, tuple[float, float]]:
+    out = {}
+    for policy in POLICIES:
+        p = pop.filter(pl.col("policy_id") == policy)
+        tp = p.filter(pl.col("flagged") & pl.col("y")).height
+        out[policy] = (tp / p.filter(pl.col("flagged")).height, tp / p.filter(pl.col("y")).height)
+    return out
+
+
+@pytest.fixture(scope="module")
+def population() -> pl.DataFrame:
+    return _population()
+
+
+def test_intervals_cover_the_truth_in_90_to_99_percent_of_replicates(population: pl.DataFrame) -> None:
+    truth = _truth(population)
+    counts = population.group_by("policy_id", *CELL).agg(pl.len().alias("m"))
+    units = population.select("content_id", "policy_id", "region_group", "score_band", "changed")
+    labels = population.select("content_id", "policy_id", "y", "flagged")
+    hits = {(p, m): 0 for p in POLICIES for m in ("precision", "recall")}
+    widths = {p: [] for p in POLICIES}
+    for r in range(REPLICATES):
+        sample = draw(units, per_stratum=20, seed=r, oversample=2).join(labels, on=["content_id", "policy_id"])
+        est = estimate_domains(counts, sample, ["policy_id"], draws=1000, seed=r)
+        for row in est.iter_rows(named=True):
+            p = row["policy_id"]
+            for i, metric in enumerate(("precision", "recall")):
+                hits[(p, metric)] += row[f"{metric}_low"] <= truth[p][i] <= row[f"{metric}_high"]
+            widths[p].append(row["recall_high"] - row["recall_low"])
+    coverage = {k: v / REPLICATES for k, v in hits.items()}
+    for key, c in coverage.items():
+        assert 0.90 <= c <= 0.99, f"coverage of {key}: {c:.3f} (truth {truth[key[0]]}); all: {coverage}"
+    # Honest but useful: intervals are not trivially [0, 1].
+    for p, w in widths.items():
+        assert np.median(w) < 0.5, f"{p}: median recall interval width {np.median(w):.2f}"
+
+
+def test_point_estimate_is_the_weighted_ratio_and_lies_in_its_interval() -> None:
+    pop = pl.DataFrame(
+        {"region_group": ["EU", "OTHER", "EU", "EU"], "score_band": ["0.9-1.0", "0.9-1.0", "0.3-0.5", "0.0-0.3"],
+         "changed": [False] * 4, "flagged": [True, True, False, False], "m": [100, 900, 50, 10_000]}
+    )  # fmt: skip
+    ys = {0: [True] * 9 + [False], 1: [True] * 5 + [False] * 5, 2: [True] * 2 + [False] * 8, 3: [False] * 10}
+    units = pl.concat(
+        pop.drop("m").slice(i, 1).select(pl.all().repeat_by(10).explode()).with_columns(
+            pl.Series("y", ys[i]), pl.Series("content_id", [f"{i}-{k}" for k in range(10)])
+        )
+        for i in range(4)
+    )
+    cells = domain_cells(pop, units)
+    out = estimate(cells, draws=2000, rng=rng_for(0, "t"))
+    assert out["precision"].value == pytest.approx((100 * 0.9 + 900 * 0.5) / 1000)
+    assert out["recall"].value == pytest.approx(540.0 / (540.0 + 50 * 0.2))
+    for e in out.values():
+        assert e.low is not None and e.high is not None and e.value is not None
+        assert e.low <= e.value <= e.high
+    # Kish effective size of the flagged units' weights (10 units of 10, 10 units of 90).
+    assert out["precision"].n_eff == pytest.approx((100 + 900) ** 2 / (10 * 10**2 + 10 * 90**2))
+
+
+def test_domains_without_labels_are_not_estimated() -> None:
+    pop = pl.DataFrame(
+        {"d": ["a", "a"], "region_group": ["EU"] * 2, "score_band": ["0.9-1.0"] * 2, "changed": [False] * 2,
+         "flagged": [True, False], "m": [10, 5]}
+    )  # fmt: skip
+    units = pl.DataFrame(
+        schema={"d": pl.String, "region_group": pl.String, "score_band": pl.String, "changed": pl.Boolean,
+                "flagged": pl.Boolean, "content_id": pl.String, "y": pl.Boolean}
+    )  # fmt: skip
+    out = estimate_domains(pop, units, ["d"], draws=200, seed=0)
+    assert out["precision"].to_list() == [None] and out["recall"].to_list() == [None]
+
+
+def test_cells_align_population_and_sample() -> None:
+    pop = pl.DataFrame(
+        {"region_group": ["EU", "EU"], "score_band": ["0.9-1.0", "0.0-0.3"], "changed": [False, False],
+         "flagged": [True, False], "m": [10, 100]}
+    )  # fmt: skip
+    units = pl.DataFrame(
+        {"region_group": ["EU"] * 3, "score_band": ["0.9-1.0"] * 3, "changed": [False] * 3, "flagged": [True] * 3,
+         "content_id": ["a", "b", "c"], "y": [True, True, False]}
+    )  # fmt: skip
+    cells = domain_cells(pop, units)
+    assert cells.m.tolist() == [100, 10] and cells.n.tolist() == [0, 3] and cells.x.tolist() == [0, 2]
+    assert cells.q.tolist() == pytest.approx([0.0, 2 / 3])
