@@ -6,7 +6,7 @@ import argparse
 
 import polars as pl
 
-from batchjobs.commands._common import add_lake, timestamp
+from batchjobs.commands._common import add_lake, positive_int, timestamp
 from pipelines.lake import open_lake
 from pipelines.sweep import SweepConfig, run_sweep
 
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--market", action="append", default=[], help="only this market or group (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and transition counts; write nothing")
     p.add_argument("--out", help="report folder (default: LAKE/reports/sweep-OLD-NEW)")
+    p.add_argument("--chunk-rows", type=positive_int, default=200_000, help="score rows per commit (default 200000)")
     p.set_defaults(run=run)
 
 
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         markets=tuple(args.market),
         dry_run=args.dry_run,
         out=args.out,
+        chunk_rows=args.chunk_rows,
     )
     result = run_sweep(config)
     print(result.plan.describe())

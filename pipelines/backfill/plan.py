@@ -110,10 +110,12 @@ def make_plan(config: BackfillConfig, *, model_version: str, policy_version: str
     if config.limit is not None:
         meta = meta.head(config.limit)
 
-    # Locator: the content id when the row has one, else where it sits in this version.
+    # Locator: the content id when the row has one, else where it sits in this version. The
+    # lake's own backlog is named relative to the lake, so a copied or moved lake keeps them.
+    where = "backlog" if uri == config.lake.path("backlog") else uri
     meta = meta.with_columns(
         pl.when(pl.col("content_id").is_null())
-        .then(pl.format("{}@v{}#row={}", pl.lit(uri), pl.lit(version), pl.col("row")))
+        .then(pl.format("{}@v{}#row={}", pl.lit(where), pl.lit(version), pl.col("row")))
         .otherwise(pl.col("content_id"))
         .alias("locator"),
         pl.col("content_id").cum_count().over("content_id").alias("occurrence"),
@@ -127,7 +129,7 @@ def make_plan(config: BackfillConfig, *, model_version: str, policy_version: str
     n_chunks = max(1, -(-meta.height // config.chunk_rows))
     job = job_key(
         "backfill",
-        uri,
+        where,
         version,
         model_version,
         policy_version,

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import polars as pl
+import pyarrow as pa
 
 from pipelines.backfill.commit import ChunkWriter, Commit, Lineage
 from pipelines.backfill.config import BackfillConfig
@@ -113,6 +114,7 @@ def _score_with_ray(
     )
     totals = {"scored": 0, "dead": 0, "decisions": 0, "chunks": 0}
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        assert isinstance(batch, pa.Table)  # batch_format="pyarrow"
         for row in batch.to_pylist():
             totals["scored"] += row["scored"]
             totals["dead"] += row["dead"]
