@@ -13,8 +13,8 @@ the replica down. Items of concurrent requests are scored together through
 ``@serve.batch``; a request waits for its own items only.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at
+# runtime to inject `Request`, and Serve's ingress wrapper loses this module's globals.
 import asyncio
 import logging
 import uuid

@@ -4,8 +4,9 @@ Nothing here re-implements scoring: rows in the backlog shape go through
 :class:`pipelines.backfill.stages.Preprocess` (content hash, decode, the model's weight-free
 preprocessor) and :class:`pipelines.backfill.stages.Score` (model loaded by URI, per-row error
 isolation, non-finite guard), then :func:`pipelines.backfill.commit.scores_long` (which head a
-policy reads) and :func:`pipelines.policy.decide` (per-market actions). The only online-specific
-part is turning the resulting frames into a JSON response.
+policy reads) and :func:`pipelines.backfill.commit.decide_scores` (the same
+:func:`pipelines.policy.decide` call the backfill commits). The only online-specific part is
+turning the resulting frames into a JSON response.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from pipelines.backfill.commit import scores_long
+from pipelines.backfill.commit import decide_scores, scores_long
 from pipelines.backfill.stages import Preprocess, Score
-from pipelines.policy import Pack, decide
+from pipelines.policy import Pack
 from pipelines.schema import BACKLOG
 
 
@@ -91,7 +92,7 @@ class OnlineScorer:
             return out
         long = scores_long(ok, tuple(self.model.heads), self.pack)
         out.long = long
-        decided = decide(long, self.pack)
+        decided = decide_scores(long, self.pack)
         sha = dict(zip(ok["chunk_id"].to_list(), ok["content_sha256"].to_list(), strict=True))
         for (pos,), part in long.group_by(["chunk_id"], maintain_order=True):
             out.results[int(pos)] = {  # type: ignore[call-overload]

@@ -43,6 +43,8 @@ def test_scores_per_policy_and_actions_per_market(scorer: OnlineScorer) -> None:
     assert set(a["scores"]) == set(pack.policy_ids)
     assert all(0.0 <= s <= 1.0 for s in a["scores"].values())
     assert set(a["actions"]) == {"DE", "US"} and set(b["actions"]) == {"FR"}
+    # Every policy decides in every market, including cross_border_data (it reads personal_data).
+    assert all(set(per) == set(pack.policy_ids) for per in a["actions"].values())
     assert all(d["action"] in ("none", "review", "label", "demote", "age_restrict", "remove") for d in a["decisions"])
     assert out.long is not None and set(out.long["chunk_id"].to_list()) == {0, 1}
 
