@@ -33,30 +33,34 @@ _INTERPRETER_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 64}
 
 
 def _gpu_configs() -> list[triton.Config]:
-    """Autotune candidates for the GPU this process sees (keyed on its compute capability)."""
+    """Autotune candidates for the GPU this process sees (keyed on its compute capability).
+
+    Each list ends with small tiles for short sequences (captions of a few tokens), which pruning keeps.
+    """
     major = torch.cuda.get_device_capability()[0] if torch.cuda.is_available() else 8
     if major >= 9:  # Hopper and later: large tiles, deeper pipelines
         shapes = [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 4), (64, 64, 4, 4), (128, 32, 4, 3), (64, 128, 4, 3)]
     elif major == 8:  # Ampere / Ada: 164 KiB (A100) or 100 KiB (Ada) shared memory
         shapes = [(128, 64, 4, 3), (128, 32, 4, 3), (64, 64, 4, 3), (64, 32, 4, 4), (128, 64, 8, 2)]
     else:  # Volta / Turing and anything unknown: small tiles, two stages
-        shapes = [(64, 64, 4, 2), (64, 32, 4, 2), (32, 32, 4, 2)]
+        shapes = [(64, 64, 4, 2), (64, 32, 4, 2)]
+    shapes += [(32, 64, 4, 2), (32, 32, 4, 2), (16, 32, 2, 2)]
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in shapes]
 
 
 def _prune_configs(configs: list[triton.Config], named_args: dict, **kwargs: object) -> list[triton.Config]:
-    """Drop tiles that waste work on short sequences or cannot fit wide heads in registers."""
-    max_q = int(named_args["MAX_SEQLEN_Q"])
+    """Drop tiles larger than the longest sequence, and large tiles for head dims of 256 (registers)."""
+    bucket = int(named_args["MAX_SEQLEN_Q"])  # a power of two >= 16
     block_d = int(kwargs.get("BLOCK_D", named_args.get("BLOCK_D", 64)))  # type: ignore[call-overload]
     kept = []
     for cfg in configs:
         bm, bn = cfg.kwargs["BLOCK_M"], cfg.kwargs["BLOCK_N"]
-        if bm > max(16, triton.next_power_of_2(max_q)):
+        if bm > bucket or bn > max(32, bucket) or (bucket >= 256 and bm < 64):
             continue
         if block_d >= 256 and bm * bn > 64 * 64:
             continue
         kept.append(cfg)
-    return kept or configs[-1:]
+    return kept or [min(configs, key=lambda c: c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"])]
 
 
 @triton.jit

@@ -199,6 +199,21 @@ def test_bad_varlen_inputs_raise() -> None:
         kernels.fused_attention_varlen(q, q, q, torch.tensor([0, 10], dtype=torch.int32), 4)
 
 
+def test_autotune_pruning_fits_tiles_to_sequences() -> None:
+    from kernels import attention
+
+    configs = attention._gpu_configs()
+
+    def tiles(bucket: int, block_d: int = 64) -> set[tuple[int, int]]:
+        kept = attention._prune_configs(configs, {"MAX_SEQLEN_Q": bucket}, BLOCK_D=block_d)
+        return {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in kept}
+
+    assert tiles(16) == {(16, 32)}  # captions of a few tokens: no 128-row tiles
+    assert all(m <= 64 for m, _ in tiles(64)) and tiles(64)
+    assert all(m >= 64 for m, _ in tiles(4096)) and tiles(4096)
+    assert all(m * n <= 64 * 64 for m, n in tiles(4096, block_d=256))
+
+
 def test_import_is_cheap_and_leaves_interpreter_alone() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     code = (
