@@ -18,7 +18,7 @@ from typing import NoReturn
 from pipelines.errors import BatchJobsError
 
 # Module names under batchjobs.commands, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("generate", "train", "backfill", "sweep", "policy", "audit", "review", "demo")
+COMMANDS: tuple[str, ...] = ("generate", "train", "backfill", "sweep", "policy", "audit", "review", "serve", "demo")
 
 
 class _Parser(argparse.ArgumentParser):
