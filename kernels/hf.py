@@ -164,7 +164,8 @@ def triton_fused_attention_forward(
         if key_lengths is None:
             unsupported = True
     if unsupported:
-        return _sdpa(query, key, value, attention_mask, dropout, scaling, causal), None
+        # As transformers' sdpa integration: a given mask already encodes causality (SDPA refuses both).
+        return _sdpa(query, key, value, attention_mask, dropout, scaling, causal and attention_mask is None), None
 
     batch, heads, seq_q, head_dim = query.shape
     out = torch.empty((batch, seq_q, heads, head_dim), dtype=query.dtype, device=query.device)

@@ -111,6 +111,26 @@ def test_tiny_bert_matches_eager(registered: str, padding: str) -> None:
         assert _launches() - before == (0 if padding == "left" else 2)
 
 
+def test_tiny_xlmr_and_causal_decoder_match_eager(registered: str) -> None:
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    ids = torch.randint(3, 64, (2, 40))
+    mask = torch.ones(2, 40, dtype=torch.long)
+    mask[1, 11:] = 0
+    common = {"vocab_size": 64, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "intermediate_size": 96, "max_position_embeddings": 64}  # fmt: skip
+    for config in (XLMRobertaConfig(**common), BertConfig(**common, is_decoder=True)):
+        cls = XLMRobertaModel if isinstance(config, XLMRobertaConfig) else BertModel
+        torch.manual_seed(1)
+        fused = cls._from_config(config, attn_implementation=registered).eval()
+        torch.manual_seed(1)
+        eager = cls._from_config(config, attn_implementation="eager").eval()
+        with torch.no_grad():
+            out_f = fused(input_ids=ids, attention_mask=mask).last_hidden_state
+            out_e = eager(input_ids=ids, attention_mask=mask).last_hidden_state
+        _valid_close(out_f, out_e, mask.bool(), 1e-4, type(config).__name__ + (" decoder" if config.is_decoder else ""))
+
+
 def test_right_padding_lengths_recognises_mask_kinds() -> None:
     lens = torch.tensor([3, 5, 1])
     keep = torch.arange(5)[None, :] < lens[:, None]  # [3, 5]
