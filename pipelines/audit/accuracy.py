@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import polars as pl
 
 from pipelines.audit.estimators import Cells, Estimate, estimate, kish, rng_for
@@ -26,25 +27,33 @@ def domain_cells(population: pl.DataFrame, units: pl.DataFrame) -> Cells:
     pooled into coarse cells (score band × flagged), see :mod:`pipelines.audit.estimators`.
     """
     fine = population.group_by(CELL).agg(pl.col("m").sum())
+    # Sorted, and float sums done in numpy in that order: polars' parallel float sums may
+    # add in a different order run to run, and a pinned report must be identical bit for bit.
     weighted = (
         units.join(units.group_by(CELL).agg(pl.len().alias("__n")), on=list(CELL))
         .join(fine, on=list(CELL), how="left")
         .with_columns((pl.col("m").fill_null(0) / pl.col("__n")).alias("w"), pl.col("y").cast(pl.Float64))
+        .sort([*COARSE, "content_id"])
     )
-    sample = weighted.group_by(COARSE).agg(
-        pl.len().alias("n"),
-        pl.col("y").sum().cast(pl.Int64).alias("x"),
-        ((pl.col("w") * pl.col("y")).sum() / pl.col("w").sum()).alias("q"),
-        (pl.col("w").sum() ** 2 / (pl.col("w") ** 2).sum()).alias("n_eff"),
+    cells = fine.group_by(COARSE).agg(pl.col("m").sum()).sort(COARSE)
+    sample = weighted.group_by(COARSE, maintain_order=True).agg(
+        pl.len().alias("n"), pl.col("y").sum().cast(pl.Int64).alias("x")
     )
+    w_all, y_all = weighted["w"].to_numpy(), weighted["y"].to_numpy()
+    q, n_eff = [], []
+    start = 0
+    for n in sample["n"].to_list():
+        w, y = w_all[start : start + n], y_all[start : start + n]
+        q.append(float(np.sum(w * y) / np.sum(w)) if np.sum(w) > 0 else 0.0)
+        n_eff.append(kish(w) or 0.0)
+        start += n
+    sample = sample.with_columns(pl.Series("q", q, dtype=pl.Float64), pl.Series("n_eff", n_eff, dtype=pl.Float64))
     joined = (
-        fine.group_by(COARSE)
-        .agg(pl.col("m").sum())
-        .join(sample, on=list(COARSE), how="full", coalesce=True)
-        .with_columns(pl.col("m", "n", "x").fill_null(0), pl.col("q", "n_eff").fill_null(0.0).fill_nan(0.0))
+        cells.join(sample, on=list(COARSE), how="full", coalesce=True)
+        .with_columns(pl.col("m", "n", "x").fill_null(0), pl.col("q", "n_eff").fill_null(0.0))
         .sort(COARSE)
     )
-    w = weighted["w"].to_numpy()
+    w = w_all
     return Cells(
         m=joined["m"].to_numpy(),
         n=joined["n"].to_numpy(),

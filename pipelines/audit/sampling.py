@@ -100,7 +100,8 @@ def sample_for_review(config: SampleConfig) -> SampleSummary:
     units = units_from_decisions(current).collect()
     drawn = draw(units, per_stratum=config.per_stratum, seed=config.seed, oversample=config.oversample)
     assert version is not None  # scan_decisions raised otherwise
-    key = f"{lake.path('decisions')}@v{version}|seed={config.seed}|n={config.per_stratum}|x{config.oversample}"
+    # The lake's location is not part of the key: a copied or moved lake names the same draw.
+    key = f"decisions@v{version}|seed={config.seed}|n={config.per_stratum}|x{config.oversample}"
     key += "|" + ",".join(sorted(config.policies))
     run = "s" + hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
     rows = drawn.select(

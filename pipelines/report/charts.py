@@ -1,5 +1,7 @@
 """Inline SVG charts: heat map, grouped bar chart, point-and-interval chart.
 
+The SVG is inline HTML5 (no ``xmlns`` needed), so a page holds no URL at all.
+
 Charts are plain SVG text with ``<title>`` tooltips, fixed palettes that survive greyscale
 printing, and no scripts. Missing values (None/NaN) are drawn as hatched grey, never as 0.
 """
@@ -55,7 +57,7 @@ def heatmap(
     left = 8 + 7 * max((len(r) for r in rows), default=1)
     head = 8 + 6 * max((len(c) for c in cols), default=1)
     width, height = left + cell * len(cols) + 10, head + cell * len(rows) + (24 if title else 6)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" {_FONT}>']
+    out = [f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" {_FONT}>']
     y0 = 6
     if title:
         out.append(f'<text x="4" y="16" font-size="13" font-weight="bold">{_esc(title)}</text>')
@@ -109,7 +111,7 @@ def bar_chart(
     legend_h = 18 * math.ceil(len(names) / 4) if len(names) > 1 else 0
     y0 = (24 if title else 6) + legend_h
     height = y0 + group * len(labels) + 8
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" {_FONT}>']
+    out = [f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" {_FONT}>']
     if title:
         out.append(f'<text x="4" y="16" font-size="13" font-weight="bold">{_esc(title)}</text>')
     if len(names) > 1:
@@ -166,7 +168,7 @@ def interval_chart(
     def sx(v: float) -> float:
         return left + (min(hi, max(lo, v)) - lo) / span * plot
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" {_FONT}>']
+    out = [f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" {_FONT}>']
     if title:
         out.append(f'<text x="4" y="16" font-size="13" font-weight="bold">{_esc(title)}</text>')
     axis_y = y0 + row * len(labels) + 4
