@@ -9,7 +9,9 @@ runs does not make replicas disagree (redeploy to pick it up).
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from typing import Any
@@ -85,11 +87,27 @@ def stop() -> None:
     serve.delete(APP_NAME)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (``ray job stop``, ``kill``, Kubernetes) like Ctrl-C.
+
+    Serve applications outlive the driver that deployed them; without this, a terminated
+    driver would leave the endpoint running with nobody to shut it down.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def serve_forever(config: ServeConfig, *, ray_address: str | None = None) -> None:
-    """Start, then block until Ctrl-C / SIGTERM-as-KeyboardInterrupt, then shut Serve down cleanly."""
+    """Start, then block until Ctrl-C or SIGTERM, then delete the app and shut Serve down cleanly."""
     from ray import serve
 
     from pipelines.tracking import job_run
+
+    _interrupt_on_sigterm()
 
     run_ctx: Any = job_run(config.lake, job="serve") if config.log_decisions else nullcontext(None)
     with run_ctx as run:
