@@ -116,8 +116,10 @@ def _open_checked(data: Any, cfg: DecodeConfig, what: str) -> Any:
             im = Image.open(io.BytesIO(bytes(data)))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _Fault("DecompressionBombError", f"{what}: {exc}") from None
+    except Image.UnidentifiedImageError:
+        raise _Fault("ImageDecodeError", f"{what}: not a known image format ({len(data)} bytes)") from None
     except Exception as exc:
-        raise _Fault("ImageDecodeError", f"{what}: cannot identify image ({type(exc).__name__}: {exc})") from None
+        raise _Fault("ImageDecodeError", f"{what}: cannot open image ({type(exc).__name__}: {exc})") from None
     w, h = im.size
     if w < 1 or h < 1:
         raise _Fault("ImageDecodeError", f"{what}: image declares size {w}x{h}")

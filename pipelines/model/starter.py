@@ -13,6 +13,7 @@ model. See docs/models.md for figures and the training recipe (``batchjobs train
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from pipelines.model.decode import DecodeConfig, RowFault, decode_batch
 from pipelines.model.fusion import FusionConfig, FusionHead
 from pipelines.model.interface import PreparedBatch, Preprocessor, RowError, ScoringModel
 from pipelines.model.towers import (
+    attention_implementation,
     build_image_tower,
     encode_images,
     encode_text,
@@ -209,9 +211,13 @@ class StarterModel(ScoringModel):
         text = load_text_tower(path)
         image = build_image_tower(cfg.image_size)
         image.load_state_dict(packaged_image_weights(), strict=True)
-        hidden = int(text.config.hidden_size)  # type: ignore[union-attr, arg-type]
-        if hidden != cfg.fusion.text_dim:
-            cfg = StarterConfig.from_json({**cfg.to_json(), "fusion": {**asdict(cfg.fusion), "text_dim": hidden}})
+        tcfg: Any = text.config
+        # RoBERTa-family position ids start after the padding index: fewer usable positions.
+        offset = int(tcfg.pad_token_id or 0) + 1 if tcfg.model_type in ("xlm-roberta", "roberta") else 0
+        window = min(cfg.text_window, int(tcfg.max_position_embeddings) - offset)
+        if int(tcfg.hidden_size) != cfg.fusion.text_dim or window != cfg.text_window:
+            fusion_cfg = {**asdict(cfg.fusion), "text_dim": int(tcfg.hidden_size)}
+            cfg = StarterConfig.from_json({**cfg.to_json(), "text_window": window, "fusion": fusion_cfg})
         torch.manual_seed(seed)
         fusion = FusionHead(cfg.fusion, len(heads))
         return cls(
@@ -233,6 +239,12 @@ class StarterModel(ScoringModel):
         self.device = torch.device(device)
         for m in (self.text_tower, self.image_tower, self.fusion):
             m.to(self.device)
+        # Towers load on the CPU with "sdpa"; on a GPU switch the text tower to the Triton kernel.
+        wanted = attention_implementation(self.device)
+        if getattr(self.text_tower.config, "_attn_implementation", wanted) != wanted:
+            # On failure it keeps sdpa: same results, without the fused kernel.
+            with contextlib.suppress(ValueError, AttributeError, ImportError):
+                self.text_tower.set_attn_implementation(wanted)  # type: ignore[operator]
         return self
 
     @torch.inference_mode()

@@ -32,6 +32,7 @@ from pipelines.model.metrics import average_precision, roc_auc
 
 LABEL_SOURCES = ("ground_truth", "review")
 Progress = Callable[[str], None]
+SHARD_ROWS = 1024
 _BACKLOG_COLUMNS = ["content_id", "content_type", "language", "text", "image", "frames"]
 
 
@@ -209,15 +210,16 @@ class Features:
         )
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            content_ids=np.array(self.content_ids, dtype=object).astype(str),
-            text=self.text,
-            text_off=self.text_off,
-            image=self.image,
-            image_off=self.image_off,
-        )
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            np.savez(
+                f,
+                content_ids=np.array(self.content_ids, dtype=str),
+                text=self.text,
+                text_off=self.text_off,
+                image=self.image,
+                image_off=self.image_off,
+            )
         tmp.replace(path)
 
     @classmethod
@@ -295,16 +297,20 @@ def _cached_features(
     todo = [i for i, k in enumerate(keys) if k not in cached]
     progress(f"  towers: {backlog.height - len(todo)} rows cached, {len(todo)} to compute")
     t0 = time.perf_counter()
-    if todo:
-        fresh, reasons = extract_features(model, {c: [v[i] for i in todo] for c, v in rows.items()}, progress=progress)
-        new_rows = [(keys[i], f) for i, f in zip(todo, fresh, strict=True) if f is not None]
-        new_skips = {keys[i]: r for i, f, r in zip(todo, fresh, reasons, strict=True) if f is None}
+    # Shards of SHARD_ROWS rows: an interrupted run keeps what it computed.
+    for part in range(0, len(todo), SHARD_ROWS):
+        idx = todo[part : part + SHARD_ROWS]
+        progress(f"  towers: rows {part + 1}-{part + len(idx)} of {len(todo)}")
+        fresh, reasons = extract_features(model, {c: [v[i] for i in idx] for c, v in rows.items()}, progress=progress)
+        new_rows = [(keys[i], f) for i, f in zip(idx, fresh, strict=True) if f is not None]
+        new_skips = {keys[i]: r for i, f, r in zip(idx, fresh, reasons, strict=True) if f is None}
         for key, feat in new_rows:
             cached[key] = feat
         cached.update(new_skips)
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            shard = folder / f"features-{digest}-{hashlib.sha256(''.join(keys).encode()).hexdigest()[:12]}.npz"
+            name = hashlib.sha256("".join(keys[i] for i in idx).encode()).hexdigest()[:12]
+            shard = folder / f"features-{digest}-{name}.npz"
             _assemble([k for k, _ in new_rows], [f for _, f in new_rows], model).save(shard)
             shard.with_suffix(".skipped.json").write_text(json.dumps(new_skips))
     seconds = time.perf_counter() - t0
