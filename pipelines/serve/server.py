@@ -116,13 +116,25 @@ def serve_forever(config: ServeConfig, *, ray_address: str | None = None) -> Non
             from pipelines.policy import record_pack
 
             record_pack(config.lake, load_pack(config.policy), run_id=run_id)
-        url = start(config, run_id=run_id, ray_address=ray_address)
-        print(f"serving {url}/v1/score (healthz: {url}/healthz); Ctrl-C to stop", flush=True)
         try:
+            # Inside the try: a Ctrl-C while replicas start must still remove the application.
+            url = start(config, run_id=run_id, ray_address=ray_address)
+            print(f"serving {url}/v1/score (healthz: {url}/healthz); Ctrl-C to stop", flush=True)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("stopping: deleting the application and shutting Serve down", file=sys.stderr, flush=True)
         finally:
-            stop()
-            serve.shutdown()
+            _shutdown(serve)
+
+
+def _shutdown(serve: Any) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        return
+    try:
+        stop()
+    except Exception:
+        log.exception("could not delete the Serve application %s", APP_NAME)
+    serve.shutdown()
