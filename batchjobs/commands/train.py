@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
         help="train on generated ground truth (train/heldout splits) or on human review labels",
     )
     p.add_argument("--no-promote", action="store_true", help="register the new version without moving 'champion'")
-    p.add_argument("--epochs", type=_positive, default=12, help="fusion training epochs (default 12)")
+    p.add_argument("--epochs", type=_positive, default=6, help="fusion training epochs (default 6)")
     p.add_argument("--max-rows", type=_positive, default=None, help="cap on training rows (default: all)")
     p.add_argument("--max-heldout-rows", type=_positive, default=None, help="cap on evaluation rows (default: all)")
     p.add_argument("--text-tower", default=None, help="BERT / XLM-R checkpoint folder instead of all-MiniLM-L6-v2")

@@ -55,7 +55,7 @@ class TrainConfig:
     model_name: str = "starter"
     labels: str = "ground_truth"
     promote: bool = True
-    epochs: int = 12
+    epochs: int = 6
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01

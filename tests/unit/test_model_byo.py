@@ -138,3 +138,34 @@ def test_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["train", "--lake", str(tmp_path), "--labels", "review"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("batchjobs train: error:") and "review_labels" in err
+
+
+def test_review_labels_latest_label_wins_and_split_is_by_id(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from pipelines.model.train import _labels_from_review
+    from pipelines.schema import REVIEW_LABELS
+    from pipelines.sink import commit_once
+
+    lake = Lake(str(tmp_path))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    rows = [(f"c{i}", "hate", i % 3 == 0, t0) for i in range(50)]
+    rows += [("c0", "hate", False, t0 + timedelta(days=1)), ("c1", "cross_border_data", True, t0)]
+    table = pa.Table.from_pylist(
+        [
+            {"sample_id": f"s{k}", "content_id": c, "policy_id": p, "label": y, "reviewer": "r", "labeled_at": t}
+            for k, (c, p, y, t) in enumerate(rows)
+        ],
+        schema=REVIEW_LABELS,
+    )
+    commit_once(lake, "review_labels", table, app_id="test-review")
+    splits = _labels_from_review(lake, DEFAULT_HEADS)
+    ids = splits["train"].content_ids + splits["heldout"].content_ids
+    assert sorted(ids) == sorted(f"c{i}" for i in range(50)) and splits["heldout"].content_ids
+    hate = DEFAULT_HEADS.index("hate")
+    for part in splits.values():
+        assert part.known[:, hate].all() and part.known.sum() == len(part.content_ids)  # only hate is known
+        if "c0" in part.content_ids:
+            assert not part.y[part.content_ids.index("c0"), hate]  # the later label wins
