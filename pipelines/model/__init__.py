@@ -1,7 +1,7 @@
 """Scoring models: the interface, the tiny test model, the starter model, and their store.
 
-``StarterModel`` and ``train_starter`` import torch and transformers, so they are loaded on
-first use; everything else here needs only numpy, Pillow and safetensors (MLflow is imported
+``StarterModel``, ``StarterConfig``, ``TrainConfig`` and ``train_starter`` import torch and
+transformers (or polars), so they are loaded on first use; everything else here needs only numpy, Pillow and safetensors (MLflow is imported
 inside the registry functions).
 """
 
@@ -32,15 +32,22 @@ __all__ = [
     "StarterModel",
     "TinyConfig",
     "TinyModel",
+    "TrainConfig",
     "check_heads",
     "ensure_experiment",
     "load_model",
     "load_model_dir",
     "register_model",
     "save_model",
+    "train_starter",
 ]
 
-_LAZY = {"StarterModel": "pipelines.model.starter", "StarterConfig": "pipelines.model.starter"}
+_LAZY = {
+    "StarterModel": "pipelines.model.starter",
+    "StarterConfig": "pipelines.model.starter",
+    "TrainConfig": "pipelines.model.train",
+    "train_starter": "pipelines.model.train",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -126,3 +126,15 @@ def test_check_heads() -> None:
         check_heads(model, ["hate", "child_safety", "violence"])
     with pytest.raises(BadConfigError, match="models:/tiny@champion"):
         check_heads(model, ["violence"], uri="models:/tiny@champion")
+
+
+def test_save_and_load_work_without_mlflow_or_ray(tmp_path: Path) -> None:
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['mlflow'] = None; sys.modules['ray'] = None\n"
+        "from pipelines.model import TinyModel, save_model, load_model_dir\n"
+        f"save_model(TinyModel(), {str(tmp_path / 'm')!r})\n"
+        f"assert load_model_dir({str(tmp_path / 'm')!r}).heads == TinyModel().heads\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
