@@ -12,7 +12,7 @@ import pyarrow as pa
 from pipelines.backfill.commit import ChunkWriter, Commit, Lineage
 from pipelines.backfill.config import BackfillConfig
 from pipelines.backfill.plan import Plan, make_plan
-from pipelines.backfill.stages import READ_COLUMNS, Preprocess, Score, Select
+from pipelines.backfill.stages import READ_COLUMNS, Preprocess, ReadRows, Score
 from pipelines.lake import table_exists
 from pipelines.model import check_heads, load_model
 from pipelines.model.interface import ScoringModel
@@ -52,6 +52,9 @@ class BackfillSummary:
         )
 
 
+PREPROCESS_CPUS = 0.5
+
+
 def _ensure_ray(address: str | None) -> None:
     import ray
 
@@ -74,19 +77,26 @@ def _score_with_ray(
 
     dt = DeltaTable(plan.source_uri, version=plan.source_version)
     files = dt.file_uris()
-    names = set(dt.schema().to_arrow().names) if hasattr(dt.schema(), "to_arrow") else set(READ_COLUMNS)
-    columns = [c for c in READ_COLUMNS if c in names]
     chunk_of_id = dict(zip(plan.to_score["content_id"].to_list(), plan.to_score["chunk_id"].to_list(), strict=True))
     gpus = _gpus()
-    scorers = config.num_scorers or max(1, gpus)
     cpus = float(ray.cluster_resources().get("CPU", 1))
-    # On a CPU-only cluster, give scoring actors half the CPUs and leave the rest to preprocessing.
-    actor_cpus = 1.0 if gpus else max(1.0, (cpus // 2) // scorers)
+    if gpus:
+        scorers = config.num_scorers or gpus
+        actor_cpus = 1.0
+    else:
+        # CPU-only: scoring is the heavy stage and preprocessing is light, so scoring actors
+        # take all but half a CPU (one actor per 8 CPUs) and preprocessing tasks half a CPU.
+        scorers = config.num_scorers or max(1, int(cpus // 8))
+        actor_cpus = min(8.0, max(1.0, (cpus - PREPROCESS_CPUS) / scorers))
     model_uri = f"models:/{model.name}/{model.version}" if config.model_uri.startswith("models:/") else config.model_uri
 
-    ds = ray.data.read_parquet(files, columns=columns)
-    ds = ds.map_batches(Select(chunk_of_id), batch_format="pyarrow")
-    ds = ds.map_batches(Preprocess(model.preprocessor()), batch_format="pyarrow", batch_size=64)
+    # One item per pinned file, read by our own streaming reader: no listing stage, no
+    # full-CPU read tasks competing with the scoring actors for the CPUs they reserved.
+    ds: ray.data.Dataset = ray.data.from_items([{"path": f} for f in files], override_num_blocks=max(1, len(files)))
+    ds = ds.map_batches(ReadRows(chunk_of_id, list(READ_COLUMNS)), batch_size=1, num_cpus=PREPROCESS_CPUS)
+    ds = ds.map_batches(
+        Preprocess(model.preprocessor()), batch_format="pyarrow", batch_size=64, num_cpus=PREPROCESS_CPUS
+    )
     ds = ds.map_batches(
         Score,
         fn_constructor_kwargs={"model_uri": model_uri, "lake_root": config.lake.root, "num_cpus": actor_cpus},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,17 +31,38 @@ def content_sha256(text: str | None, image: bytes | None, frames: list[bytes] | 
     return h.hexdigest()
 
 
-class Select:
-    """Keep the planned rows of the pinned backlog files and tag them with their chunk."""
+class ReadRows:
+    """Read the planned rows of pinned backlog files, streaming, and tag them with their chunk.
 
-    def __init__(self, chunk_of_id: dict[str, int]) -> None:
+    The files come from the Delta snapshot the plan pinned (``DeltaTable(uri, version).
+    file_uris()``), so the read sees exactly that version. Each file is read in record
+    batches, so a task's memory is bounded by one batch, not by the file.
+    """
+
+    def __init__(self, chunk_of_id: dict[str, int], columns: list[str], batch_rows: int = 256) -> None:
         self.chunk_of_id = chunk_of_id
+        self.columns = columns
+        self.batch_rows = batch_rows
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, files: dict[str, Any]) -> Iterator[pa.Table]:
+        import pyarrow.fs as pafs
+        import pyarrow.parquet as pq
+
+        for uri in files["path"]:
+            fs, path = pafs.FileSystem.from_uri(str(uri))
+            with fs.open_input_file(path) as handle:
+                reader = pq.ParquetFile(handle)
+                names = set(reader.schema_arrow.names)
+                cols = [c for c in self.columns if c in names]
+                for batch in reader.iter_batches(batch_size=self.batch_rows, columns=cols):
+                    out = self._select(pa.Table.from_batches([batch]))
+                    if out.num_rows:
+                        yield out
+
+    def _select(self, batch: pa.Table) -> pa.Table:
         ids = batch.column("content_id").to_pylist()
         chunks = [self.chunk_of_id.get(i) if i is not None else None for i in ids]
-        keep = pa.array([c is not None for c in chunks])
-        out = batch.filter(keep)
+        out = batch.filter(pa.array([c is not None for c in chunks]))
         if "markets" not in out.column_names:
             out = out.append_column("markets", pa.array([[r] for r in out.column("region").to_pylist()]))
         for name in ("image", "frames"):
@@ -120,7 +142,7 @@ class Score:
         from pipelines.model import load_model
 
         # Pin torch to the CPUs Ray gave this actor, so two actors on two cores don't fight.
-        torch.set_num_threads(max(1, int(num_cpus)))
+        torch.set_num_threads(max(1, round(num_cpus)))
         self.model: ScoringModel = load_model(model_uri, lake=Lake(lake_root))
         if torch.cuda.is_available():
             self.model = self.model.to("cuda")

@@ -60,3 +60,28 @@ def read(lake: Lake, table: str) -> pl.DataFrame:
 def delta_commits(lake: Lake, table: str) -> int:
     log = Path(lake.path(table)) / "_delta_log"
     return len(list(log.glob("*.json"))) if log.exists() else 0
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every live descendant process of ``pid`` with its command line (Linux /proc)."""
+    parent: dict[int, int] = {}
+    cmd: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # Field 4 is the parent pid; the command name (field 2) may contain spaces, so split after ')'.
+        parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, par in parent.items():
+            if par == p and child not in found:
+                found[child] = cmd.get(child, "")
+                frontier.append(child)
+    return found
