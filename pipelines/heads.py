@@ -17,4 +17,4 @@ DEFAULT_HEADS: tuple[str, ...] = (
 # ground_truth holds one row per (content_id, target) for every policy AND every head, so
 # `personal_data` (content-level truth, what the model learns) sits beside
 # `cross_border_data` (policy-level truth, what an audit measures).
-GROUND_TRUTH_TARGETS: tuple[str, ...] = DEFAULT_POLICIES + ("personal_data",)
+GROUND_TRUTH_TARGETS: tuple[str, ...] = (*DEFAULT_POLICIES, "personal_data")

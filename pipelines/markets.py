@@ -13,7 +13,7 @@ EU: tuple[str, ...] = (
     "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
 )  # fmt: skip
 # EEA = EU + Iceland, Liechtenstein, Norway: the 30 codes of `territorial_scope`.
-EEA: tuple[str, ...] = EU + ("IS", "LI", "NO")
+EEA: tuple[str, ...] = (*EU, "IS", "LI", "NO")
 # Markets outside the EEA that the generator and the default pack know.
 OTHER: tuple[str, ...] = ("US", "GB", "BR", "IN", "ID", "JP")
 ALL_MARKETS: tuple[str, ...] = EEA + OTHER

@@ -186,9 +186,8 @@ def _type_ok(actual: pa.DataType, expected: pa.DataType) -> bool:
         return pa.types.is_binary(actual) or pa.types.is_large_binary(actual)
     if pa.types.is_timestamp(expected):
         return pa.types.is_timestamp(actual) and actual.tz is not None
-    if pa.types.is_list(expected):
-        if pa.types.is_list(actual) or pa.types.is_large_list(actual):
-            return _type_ok(actual.value_type, expected.value_type)
+    if pa.types.is_list(expected) and (pa.types.is_list(actual) or pa.types.is_large_list(actual)):
+        return _type_ok(actual.value_type, expected.value_type)
     return False
 
 

@@ -13,7 +13,9 @@ def timestamp(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{value}' is not an ISO 8601 date or time (e.g. 2026-01-31T00:00:00Z)") from None
+        raise argparse.ArgumentTypeError(
+            f"'{value}' is not an ISO 8601 date or time (e.g. 2026-01-31T00:00:00Z)"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--enrich", type=float, default=4.0, help="prevalence multiplier (default 4)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     p.add_argument("--epochs", type=positive_int, default=8, help="starter model training epochs (default 8)")
+    p.add_argument("--per-stratum", type=positive_int, default=40, help="review sample per stratum (default 40)")
     p.add_argument("--model", default=None, help="score with this model URI instead of training the starter model")
     p.set_defaults(run=run)
 
@@ -89,6 +90,20 @@ def _sweep(lake: Lake) -> str | None:
     return f"{result.report_dir}/index.html" if result.report_dir else None
 
 
+def _audit(lake: Lake, args: argparse.Namespace) -> str | None:
+    from pipelines.audit import AuditConfig, SampleConfig, ingest_labels_from_ground_truth, run_audit, sample_for_review
+
+    t0 = _step("review sample (stratified, with inclusion probabilities), labels from ground truth, audit")
+    sample = sample_for_review(SampleConfig(lake=lake, per_stratum=args.per_stratum, seed=args.seed))
+    print(f"   {sample.line()}")
+    labels = ingest_labels_from_ground_truth(lake)
+    print(f"   {labels.line()}")
+    result = run_audit(AuditConfig(lake=lake, by=("language",)))
+    print(f"   {result.line()}")
+    _done(t0)
+    return result.index_html
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     lake = open_lake(args.lake)
@@ -96,11 +111,14 @@ def run(args: argparse.Namespace) -> int:
     model_uri = _train(lake, args)
     _backfill(lake, model_uri)
     sweep_report = _sweep(lake)
+    audit_report = _audit(lake, args)
     print(f"\n== done in {time.monotonic() - started:.0f}s. Everything is under {lake.root}:")
     for table in ("backlog", "ground_truth", "scores", "decisions", "dead_letters", "policy_packs"):
         print(f"   {table + ':':14} {lake.path(table)}")
     print(f"   {'mlflow:':14} {lake.mlflow_uri} (artifacts {lake.artifacts_uri})")
     if sweep_report:
         print(f"   {'sweep report:':14} {sweep_report}")
+    if audit_report:
+        print(f"   {'audit report:':14} {audit_report}")
     sys.stdout.flush()
     return 0

@@ -66,7 +66,9 @@ def test_dedup_drops_rows_committed_by_another_job(tmp_path: Path) -> None:
     seen = SeenKeys(("locator",), {"model_version": "1"})
     commit_once(lake, "dead_letters", _dead(["b", "c"]), app_id="job/0", dedup=seen)
     # A different model version is a different key space: its rows stay.
-    commit_once(lake, "dead_letters", _dead(["a"], "2"), app_id="job/1", dedup=SeenKeys(("locator",), {"model_version": "2"}))
+    commit_once(
+        lake, "dead_letters", _dead(["a"], "2"), app_id="job/1", dedup=SeenKeys(("locator",), {"model_version": "2"})
+    )
     got = _read(lake.path("dead_letters")).sort("content_id", "model_version")
     assert got.select("content_id", "model_version").rows() == [("a", "1"), ("a", "2"), ("b", "1"), ("c", "1")]
 
