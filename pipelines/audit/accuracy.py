@@ -13,58 +13,23 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import polars as pl
 
-from pipelines.audit.estimators import Cells, Estimate, estimate, kish, rng_for
+from pipelines.audit.estimators import Cells, Estimate, estimate, rng_for
 
 CELL: tuple[str, ...] = ("region_group", "score_band", "changed", "flagged")
 COARSE: tuple[str, ...] = ("score_band", "flagged")
 METRICS: tuple[str, ...] = ("precision", "recall", "accuracy")
 
 
-def domain_cells(population: pl.DataFrame, units: pl.DataFrame) -> Cells:
-    """Population counts (CELL + ``m``) and labelled units (CELL + ``y``, one row per unit) -> cells.
+def _sums(frame: pl.DataFrame, by: list[str], values: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Per-group sums of ``values`` over ``frame`` (sorted by ``by``), added in row order.
 
-    Each unit's weight is ``M / n`` of its fine cell (stratum × flagged); units are then
-    pooled into coarse cells (score band × flagged), see :mod:`pipelines.audit.estimators`.
+    numpy's ``add.reduceat`` adds in a fixed order, unlike polars' parallel float sums: a
+    pinned report must be identical bit for bit.
     """
-    fine = population.group_by(CELL).agg(pl.col("m").sum())
-    # Sorted, and float sums done in numpy in that order: polars' parallel float sums may
-    # add in a different order run to run, and a pinned report must be identical bit for bit.
-    weighted = (
-        units.join(units.group_by(CELL).agg(pl.len().alias("__n")), on=list(CELL))
-        .join(fine, on=list(CELL), how="left")
-        .with_columns((pl.col("m").fill_null(0) / pl.col("__n")).alias("w"), pl.col("y").cast(pl.Float64))
-        .sort([*COARSE, "content_id"])
-    )
-    cells = fine.group_by(COARSE).agg(pl.col("m").sum()).sort(COARSE)
-    sample = weighted.group_by(COARSE, maintain_order=True).agg(
-        pl.len().alias("n"), pl.col("y").sum().cast(pl.Int64).alias("x")
-    )
-    w_all, y_all = weighted["w"].to_numpy(), weighted["y"].to_numpy()
-    q, n_eff = [], []
-    start = 0
-    for n in sample["n"].to_list():
-        w, y = w_all[start : start + n], y_all[start : start + n]
-        q.append(float(np.sum(w * y) / np.sum(w)) if np.sum(w) > 0 else 0.0)
-        n_eff.append(kish(w) or 0.0)
-        start += n
-    sample = sample.with_columns(pl.Series("q", q, dtype=pl.Float64), pl.Series("n_eff", n_eff, dtype=pl.Float64))
-    joined = (
-        cells.join(sample, on=list(COARSE), how="full", coalesce=True)
-        .with_columns(pl.col("m", "n", "x").fill_null(0), pl.col("q", "n_eff").fill_null(0.0))
-        .sort(COARSE)
-    )
-    w = w_all
-    return Cells(
-        m=joined["m"].to_numpy(),
-        n=joined["n"].to_numpy(),
-        x=joined["x"].to_numpy(),
-        q=joined["q"].to_numpy(),
-        n_eff=joined["n_eff"].to_numpy(),
-        flagged=joined["flagged"].to_numpy().astype(bool),
-        kish_flagged=kish(w[weighted["flagged"].to_numpy().astype(bool)]),
-        kish_positive=kish(w[weighted["y"].to_numpy() > 0]),
-        kish_all=kish(w),
-    )
+    groups = frame.group_by(by, maintain_order=True).agg(pl.len().alias("__len"))
+    starts = np.concatenate([[0], np.cumsum(groups["__len"].to_numpy())[:-1]]).astype(np.int64)
+    cols = {name: (np.add.reduceat(v, starts) if len(v) else np.zeros(0)) for name, v in values.items()}
+    return groups.drop("__len").with_columns(pl.Series(k, v, dtype=pl.Float64) for k, v in cols.items())
 
 
 def estimate_domains(
@@ -75,27 +40,74 @@ def estimate_domains(
     draws: int,
     seed: int,
 ) -> pl.DataFrame:
-    """Estimates for every domain named by ``keys`` in ``population``.
+    """Estimates for every domain named by ``keys`` in ``population`` (vectorised over domains).
 
     population: ``keys`` + CELL + ``m``; units: ``keys`` + CELL + ``content_id`` + ``y``
     (deduplicated per domain here). Returns one row per domain: ``keys`` and, per metric,
     value, ``_low``, ``_high``, ``_n``, ``_n_eff`` and ``_imputed``.
     """
     keys = list(keys)
-    units = units.unique([*keys, "content_id", "flagged"])
-    pop_parts = population.partition_by(keys, as_dict=True) if keys else {(): population}
-    unit_parts = units.partition_by(keys, as_dict=True) if keys and units.height else {}
-    empty_units = units.head(0)
-    rows = []
-    for key, pop in pop_parts.items():
-        sample = unit_parts.get(key, empty_units)
-        name = "|".join(str(k) for k in key)
-        result = estimate(domain_cells(pop, sample), draws=draws, rng=rng_for(seed, name))
+    if population.height == 0:
+        return _empty(population, keys)
+    fine = population.group_by([*keys, *CELL]).agg(pl.col("m").sum())
+    units = units.select([*keys, *CELL, "content_id", pl.col("y").cast(pl.Float64)]).unique(
+        [*keys, "content_id", "flagged"], keep="first"
+    )
+    weighted = (
+        units.join(units.group_by([*keys, *CELL]).agg(pl.len().alias("__n")), on=[*keys, *CELL])
+        .join(fine, on=[*keys, *CELL], how="left")
+        .with_columns((pl.col("m").fill_null(0) / pl.col("__n")).alias("w"))
+        .sort([*keys, *COARSE, "content_id"])
+    )
+    w, y = weighted["w"].to_numpy(), weighted["y"].to_numpy()
+    f = weighted["flagged"].to_numpy().astype(bool)
+    cell_sums = _sums(weighted, [*keys, *COARSE], {"sw": w, "swy": w * y, "sw2": w * w, "n": np.ones_like(w), "x": y})
+    cell_sums = cell_sums.with_columns(
+        pl.when(pl.col("sw") > 0).then(pl.col("swy") / pl.col("sw")).otherwise(0.0).alias("q"),
+        pl.when(pl.col("sw2") > 0).then(pl.col("sw") ** 2 / pl.col("sw2")).otherwise(0.0).alias("n_eff"),
+    )
+    dom = weighted.sort([*keys, "content_id"])  # same domain order; Kish sizes per domain
+    wd, yd = dom["w"].to_numpy(), dom["y"].to_numpy()
+    fd = dom["flagged"].to_numpy().astype(bool)
+    kish_sums = _sums(
+        dom, keys,
+        {"a1": wd, "a2": wd * wd, "f1": wd * fd, "f2": wd * wd * fd, "p1": wd * (yd > 0), "p2": wd * wd * (yd > 0)},
+    )  # fmt: skip
+    del w, y, f
+    coarse = (
+        fine.group_by([*keys, *COARSE])
+        .agg(pl.col("m").sum())
+        .join(cell_sums, on=[*keys, *COARSE], how="full", coalesce=True)
+        .with_columns(pl.col("m").fill_null(0), pl.col("n", "x", "q", "n_eff").fill_null(0.0))
+        .join(kish_sums, on=keys, how="left")
+        .sort([*keys, *COARSE])
+    )
+    bounds = coarse.group_by(keys, maintain_order=True).agg(pl.len().alias("__len"))
+    arrays = {c: coarse[c].to_numpy() for c in ("m", "n", "x", "q", "n_eff")}
+    flagged = coarse["flagged"].to_numpy().astype(bool)
+    kcols = {c: coarse[c].fill_null(0.0).to_numpy() for c in ("a1", "a2", "f1", "f2", "p1", "p2")}
+
+    def k(a: str, i: int) -> float | None:
+        s2 = kcols[f"{a}2"][i]
+        return float(kcols[f"{a}1"][i] ** 2 / s2) if s2 > 0 else None
+
+    rows: list[dict[str, object]] = []
+    start = 0
+    for key in bounds.drop("__len").iter_rows():
+        length = int(bounds["__len"][len(rows)])
+        sl = slice(start, start + length)
+        cells = Cells(
+            m=arrays["m"][sl], n=arrays["n"][sl].astype(np.int64), x=arrays["x"][sl].astype(np.int64),
+            q=arrays["q"][sl], n_eff=arrays["n_eff"][sl], flagged=flagged[sl],
+            kish_flagged=k("f", start), kish_positive=k("p", start), kish_all=k("a", start),
+        )  # fmt: skip
+        result = estimate(cells, draws=draws, rng=rng_for(seed, "|".join(str(v) for v in key)))
         row: dict[str, object] = dict(zip(keys, key, strict=True))
         for metric in METRICS:
             row.update(_columns(metric, result[metric]))
         rows.append(row)
-    return pl.DataFrame(rows, schema=_schema(population, keys), orient="row") if rows else _empty(population, keys)
+        start += length
+    return pl.DataFrame(rows, schema=_schema(population, keys), orient="row")
 
 
 def _columns(metric: str, e: Estimate) -> dict[str, object]:

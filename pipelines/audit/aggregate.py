@@ -1,14 +1,21 @@
 """Counts, shares and distributions per region (market or group) × policy, from current decisions.
 
-One lazy plan, collected once with :func:`polars.collect_all` so the Delta scan is shared:
+Built for 10 million decision rows on two cores:
 
 - ``cells``: decision counts by market × policy (× breakdowns) × language × stratum × action
-  × automation. Small (thousands of rows); every count in the report, for markets and for
-  groups, is a sum over it, and the estimators take their population counts from it.
-- ``market_q`` / ``group_q``: quantiles of score and of hours from creation to decision,
-  and distinct items for groups (an item distributed in several markets of a group counts
-  once), which cannot be summed from cells.
-- ``lineage``: distinct run ids, model and policy versions per market × policy.
+  × automation × lineage (policy version, model, run id). One group-by on a single 64-bit
+  key (XOR of per-column hashes) instead of on ten string columns; the key columns are then
+  gathered from one row per cell. Every count in the report, for markets and for groups, is
+  a sum over cells; the estimators take their population counts from them; the lineage
+  lists come from them.
+- quantiles: the scores and hours of each market × policy are gathered once as arrays;
+  market quantiles, and group quantiles over the concatenated arrays of member markets, use
+  ``numpy.partition`` (linear interpolation, like ``polars`` ``quantile(..., "linear")``).
+- ``items`` per group: distinct items (an item shown in several markets of a group counts
+  once), by ``n_unique`` of the 64-bit item hash.
+
+A 64-bit hash collision between two different cells would merge them; with thousands of
+cells the chance is about 1e-12 per report.
 """
 
 from __future__ import annotations
@@ -16,72 +23,144 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from pipelines import markets as mk
+from pipelines.audit.current import with_strata
 from pipelines.schema import ACTIONS
 
 SCORE_QUANTILES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
+HOUR_QUANTILES: dict[str, float] = {"hours_to_decision_p50": 0.5, "hours_to_decision_p90": 0.9}
 STRATUM_COLS: tuple[str, ...] = ("region_group", "score_band", "changed")
+LINEAGE_COLS: tuple[str, ...] = ("policy_version", "model_name", "model_version", "run_id")
 AUTOMATED_COLS: dict[str, str] = {"FULLY": "fully", "PARTIALLY": "partially", "NOT_AUTOMATED": "not"}
 
 
 @dataclass(frozen=True)
 class Aggregates:
-    """Everything the report rows are built from (all small, collected frames)."""
+    """Everything the report rows are built from (all small frames)."""
 
     cells: pl.DataFrame
     market_q: pl.DataFrame
     group_q: pl.DataFrame
-    lineage: pl.DataFrame
     dims: tuple[str, ...]
 
 
-def _hours() -> pl.Expr:
-    return (pl.col("decided_at") - pl.col("created_at")).dt.total_seconds(fractional=True) / 3600.0
+def _cell_keys(dims: Sequence[str]) -> list[str]:
+    # region and __band, not the stratum labels: labels are added to the (small) cells after.
+    keys = ["market", *dims, "language", "region", "__band", "changed", "action", "automated", *LINEAGE_COLS]
+    return list(dict.fromkeys(keys))
 
 
-def _quantiles() -> list[pl.Expr]:
-    hours = _hours()
-    out = [
-        hours.median().alias("hours_to_decision_p50"),
-        hours.quantile(0.9, interpolation="linear").alias("hours_to_decision_p90"),
-    ]
-    for q in SCORE_QUANTILES:
-        out.append(pl.col("score").quantile(q, interpolation="linear").alias(f"score_p{round(q * 100)}"))
+def _hash_of(columns: Sequence[str]) -> pl.Expr:
+    key: pl.Expr = pl.lit(0, dtype=pl.UInt64)
+    for i, c in enumerate(columns):
+        key = key ^ pl.col(c).hash(seed=1000 + i)
+    return key
+
+
+def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
+    keys = _cell_keys(dims)
+    grouped = (
+        current.select(_hash_of(keys).alias("__g"))
+        .with_row_index("__row")
+        .group_by("__g")
+        .agg(pl.len().alias("n"), pl.col("__row").first())
+    )
+    cells = current.select(keys).gather(grouped["__row"]).with_columns(grouped["n"])
+    return with_strata(cells).drop("region", "__band")
+
+
+def _quantiles(values: np.ndarray, qs: Sequence[float]) -> list[float | None]:
+    """Linear-interpolation quantiles of ``values`` (NaN-free), by partial sorting."""
+    n = values.size
+    if n == 0:
+        return [None] * len(qs)
+    pos = [q * (n - 1) for q in qs]
+    kth = sorted({int(np.floor(p)) for p in pos} | {int(np.ceil(p)) for p in pos})
+    part = np.partition(values, kth)
+    out: list[float | None] = []
+    for p in pos:
+        lo, hi = int(np.floor(p)), int(np.ceil(p))
+        out.append(float(part[lo] + (part[hi] - part[lo]) * (p - lo)))
     return out
 
 
-def plan(current: pl.LazyFrame, *, dims: Sequence[str], groups: Sequence[str]) -> list[pl.LazyFrame]:
-    """The lazy frames of :class:`Aggregates`, in field order (cells, market_q, group_q, lineage)."""
+def _q_row(scores: np.ndarray, hours: np.ndarray) -> dict[str, float | None]:
+    row: dict[str, float | None] = {}
+    for name, v in zip(HOUR_QUANTILES, _quantiles(hours, list(HOUR_QUANTILES.values())), strict=True):
+        row[name] = v
+    for q, v in zip(SCORE_QUANTILES, _quantiles(scores, SCORE_QUANTILES), strict=True):
+        row[f"score_p{round(q * 100)}"] = v
+    return row
+
+
+def quantiles_of(
+    current: pl.DataFrame, dims: Sequence[str], groups: Sequence[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(market quantiles, group quantiles + distinct items) per region × dims."""
     dims = list(dims)
-    cell_keys = list(dict.fromkeys(["market", *dims, "language", *STRATUM_COLS, "action", "automated"]))
-    cells = current.group_by(cell_keys).agg(pl.len().alias("n"))
-    market_q = current.group_by(["market", *dims]).agg(_quantiles())
-    item = pl.col("content_id").hash(seed=11)
-    per_group = [
-        current.filter(pl.col("market").is_in(list(mk.GROUPS[g])))
-        .group_by(dims)
-        .agg(item.n_unique().alias("items"), *_quantiles())
-        .with_columns(pl.lit(g).alias("region"))
-        for g in groups
-    ]
-    group_q = pl.concat(per_group, how="vertical") if per_group else pl.LazyFrame()
-    lineage = current.group_by(["market", *dims, "policy_version", "model_name", "model_version", "run_id"]).agg(
-        pl.len().alias("n")
+    hours = (pl.col("decided_at") - pl.col("created_at")).dt.total_seconds(fractional=True) / 3600.0
+    # One sort by a 64-bit key of (market, dims) makes each market × dims a contiguous slice
+    # of two float arrays: no per-group Python objects.
+    narrow = current.select(
+        _hash_of(["market", *dims]).alias("__m"), "market", *dims,
+        pl.col("score").cast(pl.Float64).alias("s"), hours.alias("h"),
+    ).sort("__m")  # fmt: skip
+    bounds = narrow.group_by("__m", maintain_order=True).agg(pl.len().alias("__len"), pl.col("market", *dims).first())
+    s_all, h_all = narrow["s"].to_numpy(), narrow["h"].to_numpy()
+    arrays: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = {}
+    market_rows = []
+    start = 0
+    for r in bounds.iter_rows(named=True):
+        key = tuple(r[k] for k in ["market", *dims])
+        s, h = s_all[start : start + r["__len"]], h_all[start : start + r["__len"]]
+        s, h = s[~np.isnan(s)], h[~np.isnan(h)]
+        start += r["__len"]
+        arrays[key] = (s, h)
+        market_rows.append({**dict(zip(["region", *dims], key, strict=True)), **_q_row(s, h)})
+    group_rows = []
+    for g in groups:
+        members = set(mk.GROUPS[g])
+        by_dims: dict[tuple[object, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
+        for key, arr in sorted(arrays.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+            if key[0] in members:
+                by_dims.setdefault(key[1:], []).append(arr)
+        for dkey, parts in by_dims.items():
+            s = np.concatenate([p[0] for p in parts])
+            h = np.concatenate([p[1] for p in parts])
+            group_rows.append({"region": g, **dict(zip(dims, dkey, strict=True)), **_q_row(s, h)})
+    in_group = {g: pl.col("market").is_in(list(mk.GROUPS[g])) for g in groups}
+    items = (
+        current.group_by(dims)
+        .agg(pl.col("__c").filter(m).n_unique().cast(pl.Int64).alias(g) for g, m in in_group.items())
+        .unpivot(index=dims, on=list(groups), variable_name="region", value_name="items")
+        if groups
+        else None
     )
-    return [cells, market_q, group_q, lineage]
+    schema: dict[str, pl.DataType] = {"region": pl.String(), **{d: current.schema[d] for d in dims}}
+    qcols: dict[str, pl.DataType] = {
+        c: pl.Float64() for c in [*HOUR_QUANTILES, *(f"score_p{round(q * 100)}" for q in SCORE_QUANTILES)]
+    }
+    market_q = pl.DataFrame(market_rows, schema={**schema, **qcols}, orient="row")
+    group_q = pl.DataFrame(group_rows, schema={**schema, **qcols}, orient="row")
+    if items is not None:
+        group_q = group_q.join(items.select("region", *dims, "items"), on=["region", *dims], how="left")
+    else:
+        group_q = group_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("items"))
+    return market_q, group_q
 
 
-def collect(current: pl.LazyFrame, *, dims: Sequence[str], groups: Sequence[str]) -> Aggregates:
-    frames = pl.collect_all(plan(current, dims=dims, groups=groups))
-    return Aggregates(cells=frames[0], market_q=frames[1], group_q=frames[2], lineage=frames[3], dims=tuple(dims))
+def collect(current: pl.DataFrame, *, dims: Sequence[str], groups: Sequence[str]) -> Aggregates:
+    market_q, group_q = quantiles_of(current, dims, groups)
+    return Aggregates(cells=cells_of(current, dims), market_q=market_q, group_q=group_q, dims=tuple(dims))
 
 
 def with_regions(frame: pl.DataFrame, groups: Sequence[str]) -> pl.DataFrame:
     """``frame`` (with a ``market`` column) once per market and once per group containing it.
 
-    Adds ``region`` and ``region_kind`` (``market``/``group``); used to roll cells and lineage
+    Adds ``region`` and ``region_kind`` (``market``/``group``); used to roll cells and units
     up into groups by plain sums.
     """
     markets = frame.with_columns(pl.col("market").alias("region"), pl.lit("market").alias("region_kind"))
@@ -97,11 +176,11 @@ def count_rows(agg: Aggregates, groups: Sequence[str]) -> pl.DataFrame:
     keys = ["region", "region_kind", *agg.dims]
     cells = with_regions(agg.cells, groups)
     actioned = pl.col("action") != "none"
-    exprs = [pl.col("n").sum().alias("decisions")]
-    exprs += [pl.col("n").filter(pl.col("action") == a).sum().alias(f"action_{a}") for a in ACTIONS]
-    exprs.append(pl.col("n").filter(actioned).sum().alias("actioned"))
+    exprs = [pl.col("n").sum().cast(pl.Int64).alias("decisions")]
+    exprs += [pl.col("n").filter(pl.col("action") == a).sum().cast(pl.Int64).alias(f"action_{a}") for a in ACTIONS]
+    exprs.append(pl.col("n").filter(actioned).sum().cast(pl.Int64).alias("actioned"))
     exprs += [
-        pl.col("n").filter(actioned & (pl.col("automated") == value)).sum().alias(f"automated_{name}")
+        pl.col("n").filter(actioned & (pl.col("automated") == value)).sum().cast(pl.Int64).alias(f"automated_{name}")
         for value, name in AUTOMATED_COLS.items()
     ]
     out = cells.group_by(keys).agg(exprs)
@@ -118,7 +197,7 @@ def count_rows(agg: Aggregates, groups: Sequence[str]) -> pl.DataFrame:
 def lineage_rows(agg: Aggregates, groups: Sequence[str]) -> pl.DataFrame:
     """Per region × policy: sorted distinct policy versions, model versions and run ids."""
     keys = ["region", "region_kind", *agg.dims]
-    frame = with_regions(agg.lineage, groups).with_columns(
+    frame = with_regions(agg.cells, groups).with_columns(
         pl.concat_str([pl.col("model_name"), pl.col("model_version")], separator="/").alias("model")
     )
     return frame.group_by(keys).agg(

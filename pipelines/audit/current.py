@@ -13,18 +13,21 @@ that exact path.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 import polars as pl
 
-from pipelines.audit.strata import region_group, score_band
+from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
 from pipelines.errors import BadInputError
 
+_F = TypeVar("_F", pl.DataFrame, pl.LazyFrame)
 KEY: tuple[str, ...] = ("content_id", "market", "policy_id")
+# What the report needs. Not content_sha256 (the widest column, used by no aggregate) nor the
+# media: the audit never reads what it does not report.
 COLUMNS: tuple[str, ...] = (
-    "content_id", "market", "policy_id", "policy_version", "action", "score", "automated", "source",
+    "content_id", "market", "policy_id", "policy_version", "action", "score", "automated",
     "run_id", "model_name", "model_version", "decided_at", "created_at", "region", "language", "content_type",
-    "content_sha256",
 )  # fmt: skip
 _ORDER = ("decided_at", "policy_version", "model_version", "run_id")
 
@@ -39,32 +42,49 @@ def scan_decisions(pinned: Pinned) -> pl.LazyFrame:
     return pl.scan_delta(pinned.uri, version=pinned.version).select(COLUMNS)
 
 
-def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.LazyFrame:
-    """Current decision per key among rows decided before ``before``.
+def _hash_key(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Add 64-bit hashes: __c names the item, __i the (item, policy) review unit, __k the decision key.
 
-    Adds ``changed`` (bool): the item's decision under this policy took more than one action
-    over its history in any market (a sweep or a new model changed it), and the stratum
-    columns ``region_group`` and ``score_band`` of :mod:`pipelines.audit.strata`.
+    XOR of per-column hashes is cheap; a collision only sends rows down the exact path.
     """
-    rows = decisions.filter(pl.col("decided_at") < before).with_columns(pl.struct(*KEY).hash(seed=7).alias("__k"))
-    repeated = pl.col("__k").is_duplicated()
-    single = rows.filter(~repeated).with_columns(pl.lit(False).alias("__chg"))
-    multi = (
-        rows.filter(repeated)
-        .sort(*_ORDER)
-        .group_by(*KEY)
-        .agg(pl.all().exclude(KEY).last(), (pl.col("action").n_unique() > 1).alias("__chg"))
-    )
-    current = pl.concat([single, multi.select(single.collect_schema().names())], how="vertical")
-    changed_items = multi.filter(pl.col("__chg")).select("content_id", "policy_id").unique()
-    return (
-        current.join(
-            changed_items.with_columns(pl.lit(True).alias("changed")), on=["content_id", "policy_id"], how="left"
+    frame = frame.with_columns(pl.col("content_id").hash(seed=11).alias("__c"))
+    frame = frame.with_columns((pl.col("__c") ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
+    return frame.with_columns((pl.col("__i") ^ pl.col("market").hash(seed=17)).alias("__k"))
+
+
+def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFrame:
+    """Current decision per key among rows decided before ``before``, in memory.
+
+    One scan of the (narrow) columns; repeated keys are found by sorting the 64-bit key
+    hashes, so most keys, which have a single row, pass straight through and only repeated
+    ones are sorted and reduced. Adds ``changed`` (bool): the item's decision under this
+    policy took more than one action over its history in any market (a sweep or a new model
+    changed it), ``__band`` (the score band's code, :func:`pipelines.audit.strata.band_code`),
+    and the hashes ``__c`` (item) and ``__i`` (item × policy) that counts and joins use
+    instead of strings. Stratum labels (:func:`with_strata`) are added to small frames only:
+    on 10 million rows they cost more than the whole aggregation.
+    """
+    rows = _hash_key(decisions.filter(pl.col("decided_at") < before)).collect()
+    ordered = rows["__k"].sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    if repeated.len() == 0:
+        current = rows.with_columns(pl.lit(False).alias("changed"))
+    else:
+        many = rows["__k"].is_in(repeated.implode())
+        multi = (
+            rows.filter(many)
+            .sort(*_ORDER)
+            .group_by(*KEY)
+            .agg(pl.all().exclude(KEY).last(), (pl.col("action").n_unique() > 1).alias("__chg"))
         )
-        .with_columns(
-            pl.col("changed").fill_null(False),
-            region_group(pl.col("region")).alias("region_group"),
-            score_band(pl.col("score")).alias("score_band"),
-        )
-        .drop("__k", "__chg")
+        changed_units = multi.filter(pl.col("__chg"))["__i"].unique()
+        current = pl.concat([rows.filter(~many), multi.select(rows.columns)], how="vertical")
+        current = current.with_columns(pl.col("__i").is_in(changed_units.implode()).alias("changed"))
+    return current.with_columns(band_code(pl.col("score")).alias("__band")).drop("__k")
+
+
+def with_strata(frame: _F) -> _F:
+    """Add the stratum labels ``region_group`` and ``score_band`` (from ``region`` and ``__band``)."""
+    return frame.with_columns(
+        region_group(pl.col("region")).alias("region_group"), band_label(pl.col("__band")).alias("score_band")
     )

@@ -19,7 +19,7 @@ from pipelines.audit import aggregate as ag
 from pipelines.audit.accuracy import CELL, METRICS, estimate_domains
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
-from pipelines.audit.current import current_decisions, scan_decisions
+from pipelines.audit.current import current_decisions, scan_decisions, with_strata
 from pipelines.audit.packs import counts_only, load_packs
 from pipelines.audit.review import labelled_units
 from pipelines.audit.sor import restrictive_rows, write_jsonl
@@ -77,19 +77,18 @@ def _selected(config: AuditConfig, data_markets: Sequence[str]) -> tuple[list[st
     return markets, groups
 
 
-def _known_policies(packs: dict[str, tuple[Pack, str]], current: pl.LazyFrame) -> list[str]:
+def _known_policies(packs: dict[str, tuple[Pack, str]], decisions: pl.LazyFrame) -> list[str]:
     ids: set[str] = set()
     for pack, _ in packs.values():
         ids.update(pack.policy_ids)
     if not ids:
-        ids.update(current.select("policy_id").unique().collect()["policy_id"].to_list())
+        ids.update(decisions.select("policy_id").unique().collect()["policy_id"].to_list())
     return sorted(ids)
 
 
-def _scope(config: AuditConfig, current: pl.LazyFrame, policies: list[str]) -> pl.LazyFrame:
-    scoped = current
-    if config.start is not None:
-        scoped = scoped.filter(pl.col("decided_at") >= config.start)
+def _scope(config: AuditConfig, decisions: pl.LazyFrame, policies: list[str]) -> pl.LazyFrame:
+    """Rows of the selected policies and markets (before deduplication: both are part of the key)."""
+    scoped = decisions
     if config.policies:
         unknown = [p for p in config.policies if p not in policies]
         if unknown:
@@ -153,32 +152,39 @@ def compute(config: AuditConfig) -> Computed:
     pins = pin_tables(lake, config.pin_time, backlog_uri=config.backlog)
     decisions = scan_decisions(pins["decisions"])
     packs = load_packs(pins["policy_packs"])
-    current = current_decisions(decisions, before=config.period_end)
-    policies = _known_policies(packs, current)
-    scoped = _scope(config, current, policies)
+    policies = _known_policies(packs, decisions)
     dims = ["policy_id", *config.by]
     units, sample_run = labelled_units(pins["review_samples"], pins["review_labels"])
     letters = dead_letters(pins["dead_letters"], start=config.start, end=config.period_end)
     letter_ids = letters["content_id"].drop_nulls().unique()
 
-    unit_cols = ["content_id", "market", *dims, "language", "region_group", "score_band", "changed", "action"]
-    unit_cols = list(dict.fromkeys(unit_cols))
-    frames = pl.collect_all(
-        [
-            *ag.plan(scoped, dims=dims, groups=GROUPS),
-            scoped.join(units.lazy(), on=["content_id", "policy_id"], how="inner").select(*unit_cols, "y"),
-            current.filter(pl.col("content_id").is_in(letter_ids.implode())).select("content_id").unique(),
-            restrictive_rows(scoped),
-        ]
+    # One pass over the pinned table builds the current decisions in memory (narrow columns
+    # only); everything after works on that frame or on small aggregates of it.
+    frame = current_decisions(_scope(config, decisions, policies), before=config.period_end)
+    if config.start is not None:
+        frame = frame.filter(pl.col("decided_at") >= config.start)
+    agg = ag.collect(frame, dims=dims, groups=GROUPS)
+    unit_ids = units.select((pl.col("content_id").hash(seed=11) ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
+    unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
+    labelled = (
+        with_strata(frame.filter(pl.col("__i").is_in(unit_ids["__i"].implode())))
+        .join(units, on=["content_id", "policy_id"], how="inner")
+        .select(*unit_cols, "y")
     )
-    agg = ag.Aggregates(frames[0], frames[1], frames[2], frames[3], tuple(dims))
-    labelled, decided_letters, sor_rows = frames[4], frames[5], frames[6]
+    decided_letters = (
+        decisions.filter((pl.col("decided_at") < config.period_end) & pl.col("content_id").is_in(letter_ids.implode()))
+        .select("content_id")
+        .unique()
+        .collect()
+        if letter_ids.len()
+        else pl.DataFrame(schema={"content_id": pl.String})
+    )
+    sor_rows = restrictive_rows(frame.lazy()).collect()
     markets, groups = _selected(config, agg.cells["market"].unique().to_list())
 
     keys = ["region", "region_kind", *dims]
     counts = ag.count_rows(agg, groups)
-    mq = agg.market_q.rename({"market": "region"}).with_columns(pl.lit("market").alias("region_kind"))
-    mq = mq.with_columns(pl.lit(None, dtype=pl.UInt32).alias("items"))
+    mq = agg.market_q.with_columns(pl.lit("market").alias("region_kind"), pl.lit(None, dtype=pl.Int64).alias("items"))
     gq = agg.group_q.with_columns(pl.lit("group").alias("region_kind"))
     quant = pl.concat([mq, gq.select(mq.columns)], how="vertical_relaxed") if gq.height else mq
     rows = counts.join(quant, on=keys, how="left")
@@ -253,8 +259,8 @@ def _lineage(
     labelled_rows: int,
     labelled: int,
 ) -> dict[str, object]:
-    used = sorted(set(agg.lineage["policy_version"].to_list()))
-    models = agg.lineage.select(pl.concat_str("model_name", "model_version", separator="/")).to_series()
+    used = sorted(set(agg.cells["policy_version"].to_list()))
+    models = agg.cells.select(pl.concat_str("model_name", "model_version", separator="/")).to_series()
     return {
         "as_of": _iso(config.pin_time),
         "period": {"from": _iso(config.start), "to": _iso(config.period_end)},
@@ -263,7 +269,7 @@ def _lineage(
         },
         "policy_versions": {v: (packs[v][1] if v in packs else None) for v in used},
         "model_versions": sorted(set(models.to_list())),
-        "run_ids": sorted(set(agg.lineage["run_id"].to_list())),
+        "run_ids": sorted(set(agg.cells["run_id"].to_list())),
         "review_sample_run": sample_run,
         "labelled_units": labelled,
         "labelled_decision_rows": labelled_rows,

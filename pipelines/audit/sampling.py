@@ -23,7 +23,7 @@ from datetime import datetime
 import polars as pl
 
 from pipelines.audit.config import SampleConfig
-from pipelines.audit.current import current_decisions, scan_decisions
+from pipelines.audit.current import current_decisions, scan_decisions, with_strata
 from pipelines.audit.strata import HIGH_FROM, stratum
 from pipelines.audit.versions import version_as_of
 from pipelines.errors import BadConfigError
@@ -32,12 +32,13 @@ from pipelines.sink import commit_once
 
 def units_from_decisions(current: pl.LazyFrame) -> pl.LazyFrame:
     """One unit per (content_id, policy_id) with the stratum columns of its current decisions."""
-    return current.group_by("content_id", "policy_id").agg(
-        pl.col("region_group").first(),
-        pl.col("score_band").first(),
+    units = current.group_by("content_id", "policy_id").agg(
+        pl.col("region").first(),
+        pl.col("__band").max(),
         pl.col("changed").any(),
         pl.col("score").max(),
     )
+    return with_strata(units).drop("region", "__band")
 
 
 def draw(units: pl.DataFrame, *, per_stratum: int, seed: int, oversample: int = 2) -> pl.DataFrame:
@@ -90,14 +91,14 @@ def sample_for_review(config: SampleConfig) -> SampleSummary:
     from pipelines.audit.versions import Pinned
 
     pinned = Pinned("decisions", lake.path("decisions"), version, None)
-    current = current_decisions(scan_decisions(pinned), before=as_of)
+    decisions = scan_decisions(pinned)
     if config.policies:
-        known = set(current.select("policy_id").unique().collect()["policy_id"].to_list())
+        known = set(decisions.select("policy_id").unique().collect()["policy_id"].to_list())
         unknown = [p for p in config.policies if p not in known]
         if unknown:
             raise BadConfigError(f"--policy: no decisions for {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        current = current.filter(pl.col("policy_id").is_in(list(config.policies)))
-    units = units_from_decisions(current).collect()
+        decisions = decisions.filter(pl.col("policy_id").is_in(list(config.policies)))
+    units = units_from_decisions(current_decisions(decisions, before=as_of).lazy()).collect()
     drawn = draw(units, per_stratum=config.per_stratum, seed=config.seed, oversample=config.oversample)
     assert version is not None  # scan_decisions raised otherwise
     # The lake's location is not part of the key: a copied or moved lake names the same draw.

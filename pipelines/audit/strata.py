@@ -19,23 +19,30 @@ REGION_GROUPS: tuple[str, ...] = ("EU", "EEA_NON_EU", "OTHER")
 _EEA_ONLY = tuple(m for m in mk.EEA if m not in mk.EU)
 
 
+_GROUP_OF: dict[str, str] = {**{m: "EU" for m in mk.EU}, **{m: "EEA_NON_EU" for m in _EEA_ONLY}}
+
+
 def region_group(region: pl.Expr) -> pl.Expr:
-    """The origin region's group: EU, EEA outside the EU, or anything else."""
-    return (
-        pl.when(region.is_in(list(mk.EU)))
-        .then(pl.lit("EU"))
-        .when(region.is_in(list(_EEA_ONLY)))
-        .then(pl.lit("EEA_NON_EU"))
-        .otherwise(pl.lit("OTHER"))
-    )
+    """The origin region's group: EU, EEA outside the EU, or anything else (one hash lookup per row)."""
+    return region.replace_strict(_GROUP_OF, default="OTHER", return_dtype=pl.String)
+
+
+def band_code(score: pl.Expr) -> pl.Expr:
+    """Index of the score band (0 = lowest); a null score falls in the lowest band (never actioned).
+
+    Cheap (four float comparisons): big frames carry the code, small ones the label.
+    """
+    index = sum((score >= edge).cast(pl.UInt8) for edge in BAND_EDGES)
+    return pl.when(score.is_null()).then(pl.lit(0, dtype=pl.UInt8)).otherwise(index).cast(pl.UInt8)
+
+
+def band_label(code: pl.Expr) -> pl.Expr:
+    return pl.lit(pl.Series(BANDS)).gather(code.cast(pl.UInt32))
 
 
 def score_band(score: pl.Expr) -> pl.Expr:
-    """The score band label; a null score falls in the lowest band (it was never actioned)."""
-    expr: pl.Expr = pl.lit(BANDS[-1])
-    for edge, band in reversed(list(zip(BAND_EDGES, BANDS, strict=False))):
-        expr = pl.when(score < edge).then(pl.lit(band)).otherwise(expr)
-    return pl.when(score.is_null()).then(pl.lit(BANDS[0])).otherwise(expr)
+    """The score band label of :data:`BANDS`."""
+    return band_label(band_code(score))
 
 
 def stratum(policy: pl.Expr, group: pl.Expr, band: pl.Expr, changed: pl.Expr) -> pl.Expr:

@@ -7,8 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.audit.accuracy import CELL, domain_cells, estimate_domains
-from pipelines.audit.estimators import estimate, rng_for
+from pipelines.audit.accuracy import CELL, estimate_domains
+from pipelines.audit.estimators import Cells, estimate, rng_for
 from pipelines.audit.sampling import draw
 from pipelines.audit.strata import region_group, score_band
 
@@ -92,20 +92,27 @@ def test_point_estimate_is_the_weighted_ratio_and_lies_in_its_interval() -> None
     )  # fmt: skip
     ys = {0: [True] * 9 + [False], 1: [True] * 5 + [False] * 5, 2: [True] * 2 + [False] * 8, 3: [False] * 10}
     units = pl.concat(
-        pop.drop("m").slice(i, 1).select(pl.all().repeat_by(10).explode()).with_columns(
-            pl.Series("y", ys[i]), pl.Series("content_id", [f"{i}-{k}" for k in range(10)])
-        )
+        pop.drop("m")
+        .slice(i, 1)
+        .select(pl.all().repeat_by(10).explode())
+        .with_columns(pl.Series("y", ys[i]), pl.Series("content_id", [f"{i}-{k}" for k in range(10)]))
         for i in range(4)
     )
-    cells = domain_cells(pop, units)
-    out = estimate(cells, draws=2000, rng=rng_for(0, "t"))
-    assert out["precision"].value == pytest.approx((100 * 0.9 + 900 * 0.5) / 1000)
-    assert out["recall"].value == pytest.approx(540.0 / (540.0 + 50 * 0.2))
-    for e in out.values():
-        assert e.low is not None and e.high is not None and e.value is not None
-        assert e.low <= e.value <= e.high
+    out = estimate_domains(
+        pop.with_columns(d=pl.lit("x")), units.with_columns(d=pl.lit("x")), ["d"], draws=2000, seed=0
+    )
+    r = out.row(0, named=True)
+    assert r["precision"] == pytest.approx((100 * 0.9 + 900 * 0.5) / 1000)
+    assert r["recall"] == pytest.approx(540.0 / (540.0 + 50 * 0.2))
+    for metric in ("precision", "recall", "accuracy"):
+        assert r[f"{metric}_low"] <= r[metric] <= r[f"{metric}_high"]
     # Kish effective size of the flagged units' weights (10 units of 10, 10 units of 90).
-    assert out["precision"].n_eff == pytest.approx((100 + 900) ** 2 / (10 * 10**2 + 10 * 90**2))
+    assert r["precision_n_eff"] == pytest.approx((100 + 900) ** 2 / (10 * 10**2 + 10 * 90**2))
+    # Same inputs, same numbers (seeded draws, ordered sums).
+    again = estimate_domains(
+        pop.with_columns(d=pl.lit("x")), units.with_columns(d=pl.lit("x")), ["d"], draws=2000, seed=0
+    )
+    assert again.equals(out)
 
 
 def test_domains_without_labels_are_not_estimated() -> None:
@@ -121,15 +128,11 @@ def test_domains_without_labels_are_not_estimated() -> None:
     assert out["precision"].to_list() == [None] and out["recall"].to_list() == [None]
 
 
-def test_cells_align_population_and_sample() -> None:
-    pop = pl.DataFrame(
-        {"region_group": ["EU", "EU"], "score_band": ["0.9-1.0", "0.0-0.3"], "changed": [False, False],
-         "flagged": [True, False], "m": [10, 100]}
+def test_a_cell_without_labels_is_imputed_not_dropped() -> None:
+    cells = Cells(
+        m=np.array([100, 5000]), n=np.array([10, 0]), x=np.array([8, 0]), q=np.array([0.8, 0.0]),
+        n_eff=np.array([10.0, 0.0]), flagged=np.array([True, False]),
     )  # fmt: skip
-    units = pl.DataFrame(
-        {"region_group": ["EU"] * 3, "score_band": ["0.9-1.0"] * 3, "changed": [False] * 3, "flagged": [True] * 3,
-         "content_id": ["a", "b", "c"], "y": [True, True, False]}
-    )  # fmt: skip
-    cells = domain_cells(pop, units)
-    assert cells.m.tolist() == [100, 10] and cells.n.tolist() == [0, 3] and cells.x.tolist() == [0, 2]
-    assert cells.q.tolist() == pytest.approx([0.0, 2 / 3])
+    out = estimate(cells, draws=2000, rng=rng_for(0, "t"))
+    assert out["recall"].imputed and out["recall"].low is not None and out["recall"].low < 0.5
+    assert not out["precision"].imputed and out["precision"].value == pytest.approx(0.8)

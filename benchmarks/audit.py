@@ -1,0 +1,221 @@
+"""Benchmark: the whole audit over 10 million synthetic decision rows vs a bare polars group-by.
+
+Synthesises a decisions table directly (no model, no Ray): ~714k items × 2 markets × 7
+policies, plus 1% re-decided keys (a later model version), the default pack in
+``policy_packs``, a stratified review sample with synthetic labels, and a few dead letters.
+Then, in the same run and on the same table:
+
+- floor: ``pl.scan_delta`` + group-by market × policy with count, median hours and score
+  quantiles (what FACTS.md measured at about 1.3 s on 2 cores);
+- report: ``run_audit`` writing report.parquet and report.json (no HTML, no statements);
+- full: ``run_audit`` with index.html and statements_of_reasons.jsonl.
+
+Prints progress to stderr and ONE JSON line last on stdout. Usage:
+    .venv/bin/python benchmarks/audit.py [--rows 10000000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines import markets as mk
+from pipelines.audit import AuditConfig, SampleConfig, run_audit, sample_for_review
+from pipelines.lake import Lake, open_lake
+from pipelines.policy import load_default_pack
+from pipelines.schema import DECISIONS
+from pipelines.sink import commit_once, write_stream
+
+POLICIES = ("child_safety", "misinformation", "hate", "violence", "scams", "self_harm", "cross_border_data")
+LANGS = ("en", "de", "fr", "es", "it", "pl", "pt", "nl", "sv", "ja", "hi", "id", "ar", "tr", "ru")
+TYPES = ("TEXT", "IMAGE", "VIDEO")
+ROWS_PER_ITEM = 2 * len(POLICIES)
+
+
+def log(msg: str) -> None:
+    print(f"[bench-audit] {msg}", file=sys.stderr, flush=True)
+
+
+def _u(col: str, seed: int) -> pl.Expr:
+    """A deterministic uniform [0, 1) from a hash of an integer column."""
+    return (pl.col(col).hash(seed=seed) % 1_000_003).cast(pl.Float64) / 1_000_003
+
+
+def _pick(values: tuple[str, ...], col: str, seed: int) -> pl.Expr:
+    return pl.lit(pl.Series(values)).gather((pl.col(col).hash(seed=seed) % len(values)).cast(pl.UInt32))
+
+
+def decisions_batch(lo: int, hi: int, *, redecided: bool = False) -> pa.Table:
+    """Rows ``lo..hi`` of the synthetic decisions table (a pure function of the row number)."""
+    base = datetime(2026, 1, 5, tzinfo=UTC)
+    frame = pl.select(pl.int_range(lo, hi, dtype=pl.Int64).alias("r")).with_columns(
+        (pl.col("r") // ROWS_PER_ITEM).alias("item"),
+        ((pl.col("r") // len(POLICIES)) % 2).alias("slot"),
+        (pl.col("r") % len(POLICIES)).alias("p"),
+    )
+    score = (_u("r", 7 if not redecided else 8) ** 3).cast(pl.Float32)
+    frame = frame.with_columns(
+        pl.format("c{}", pl.col("item")).alias("content_id"),
+        pl.lit(pl.Series(mk.ALL_MARKETS))
+        .gather(((pl.col("item") * 2654435761 + pl.col("slot") * 97) % len(mk.ALL_MARKETS)).cast(pl.UInt32))
+        .alias("market"),
+        pl.lit(pl.Series(mk.ALL_MARKETS))
+        .gather(((pl.col("item") * 2654435761) % len(mk.ALL_MARKETS)).cast(pl.UInt32))
+        .alias("region"),
+        pl.lit(pl.Series(POLICIES)).gather(pl.col("p").cast(pl.UInt32)).alias("policy_id"),
+        score.alias("score"),
+        _pick(LANGS, "item", 3).alias("language"),
+        _pick(TYPES, "item", 4).alias("content_type"),
+        pl.format("{}{}{}", pl.col("item").hash(1), pl.col("item").hash(2), pl.col("item").hash(3)).alias(
+            "content_sha256"
+        ),
+        (pl.lit(base) + pl.duration(minutes=(_u("item", 5) * 300 * 24 * 60).cast(pl.Int64))).alias("created_at"),
+    )
+    s = pl.col("score")
+    action = (
+        pl.when(s >= 0.9).then(pl.lit("remove")).when(s >= 0.75).then(pl.lit("demote"))
+        .when(s >= 0.6).then(pl.lit("label")).when(s >= 0.5).then(pl.lit("review")).otherwise(pl.lit("none"))
+    )  # fmt: skip
+    delay = pl.duration(minutes=(_u("r", 6) * 72 * 60).cast(pl.Int64) + (60 * 24 * 30 if redecided else 0))
+    frame = frame.with_columns(
+        action.alias("action"),
+        pl.when(s >= 0.5).then(s).otherwise(None).alias("threshold"),
+        pl.when(s >= 0.9).then(pl.lit("PARTIALLY")).otherwise(pl.lit("FULLY")).alias("automated"),
+        pl.lit("model").alias("source"),
+        pl.lit("trustbatch-default@1.0.0").alias("policy_version"),
+        pl.format("run{}", pl.col("item") % 3 + (10 if redecided else 0)).alias("run_id"),
+        pl.lit("starter").alias("model_name"),
+        pl.lit("4" if redecided else "3").alias("model_version"),
+        pl.lit(1, dtype=pl.Int64).alias("source_version"),
+        (pl.col("created_at") + delay).alias("decided_at"),
+        (pl.col("item") % 500).alias("chunk_id"),
+    )
+    return frame.select(DECISIONS.names).to_arrow().cast(DECISIONS)
+
+
+def build(lake: Lake, rows: int) -> None:
+    step = 1_000_000
+    redecided = rows // 100
+
+    def batches() -> object:
+        for lo in range(0, rows, step):
+            yield from decisions_batch(lo, min(rows, lo + step)).to_batches()
+        # 1% of keys decided again later by a new model version (a retroactive sweep).
+        for lo in range(0, redecided, step):
+            yield from decisions_batch(lo, min(redecided, lo + step), redecided=True).to_batches()
+
+    t = time.perf_counter()
+    write_stream(lake, "decisions", batches(), app_id="bench/decisions")  # type: ignore[arg-type]
+    log(f"wrote {rows + redecided:,} decision rows in {time.perf_counter() - t:.1f} s")
+    pack = load_default_pack()
+    commit_once(
+        lake, "policy_packs",
+        pa.table({"pack_id": [pack.pack_id], "version": [pack.version], "policy_version": [pack.policy_version],
+                  "sha256": [pack.sha256], "text": [pack.text], "first_used_at": [datetime(2026, 1, 5, tzinfo=UTC)],
+                  "first_run_id": ["run0"]}),
+        app_id="bench/packs",
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    commit_once(
+        lake, "dead_letters",
+        pa.table({"content_id": [f"dead{i}" for i in range(50)] + [None] * 5, "locator": [f"x#{i}" for i in range(55)],
+                  "run_id": ["run0"] * 55, "stage": ["preprocess"] * 55, "error_class": ["ImageDecodeError"] * 55,
+                  "message": ["bad"] * 55, "model_version": ["3"] * 55, "source_version": [1] * 55,
+                  "failed_at": [datetime(2026, 6, 1, tzinfo=UTC)] * 55, "chunk_id": [0] * 55}),
+        app_id="bench/dead",
+    )  # fmt: skip
+    t = time.perf_counter()
+    summary = sample_for_review(SampleConfig(lake=lake, per_stratum=40, seed=1, as_of=now))
+    samples = pl.read_delta(lake.path("review_samples"), columns=["sample_id", "content_id", "policy_id"])
+    # Synthetic truth: an item violates with probability equal to its (max) score.
+    truth = (
+        samples.with_columns((_u("__h", 9) < 0.5).alias("label"))
+        if False
+        else samples.with_columns(((pl.col("content_id").hash(9) % 1000).cast(pl.Float64) / 1000 < 0.3).alias("label"))
+    )
+    labels = truth.select(
+        "sample_id", "content_id", "policy_id", "label", pl.lit("bench").alias("reviewer"),
+        pl.lit(now).dt.cast_time_unit("us").alias("labeled_at"),
+    )  # fmt: skip
+    commit_once(lake, "review_labels", labels.to_arrow(), app_id="bench/labels")
+    log(f"review sample of {summary.units:,} units with labels in {time.perf_counter() - t:.1f} s")
+
+
+def floor(lake: Lake) -> float:
+    t = time.perf_counter()
+    hours = (pl.col("decided_at") - pl.col("created_at")).dt.total_seconds(fractional=True) / 3600
+    pl.scan_delta(lake.path("decisions")).group_by("market", "policy_id").agg(
+        pl.len(),
+        hours.median().alias("h50"),
+        hours.quantile(0.9).alias("h90"),
+        *(pl.col("score").quantile(q).alias(f"s{q}") for q in (0.1, 0.5, 0.9, 0.99)),
+    ).collect()
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--keep", help="build the lake here and keep it (default: a temporary folder)")
+    parser.add_argument("--build-only", action="store_true", help="build the lake (with --keep) and stop")
+    args = parser.parse_args()
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-audit-"))
+    try:
+        lake = open_lake(str(root / "lake"))
+        if not (root / "lake" / "decisions").exists():
+            build(lake, args.rows)
+        if args.build_only:
+            return 0
+        as_of = datetime.now(UTC)
+        floors = [floor(lake) for _ in range(2)]
+        log(f"floor (scan + group-by): {min(floors):.2f} s (runs {', '.join(f'{f:.2f}' for f in floors)})")
+        reports = []
+        for i in range(2):
+            t = time.perf_counter()
+            run_audit(AuditConfig(lake=lake, out=str(root / f"report{i}"), as_of=as_of), html=False, statements=False)
+            reports.append(time.perf_counter() - t)
+        log(f"audit report (parquet + json): {min(reports):.2f} s (runs {', '.join(f'{r:.2f}' for r in reports)})")
+        t = time.perf_counter()
+        full = run_audit(AuditConfig(lake=lake, out=str(root / "full"), as_of=as_of))
+        full_s = time.perf_counter() - t
+        log(f"full audit (+ html + statements): {full_s:.2f} s; {full.line()}")
+        result = {
+            "benchmark": "audit",
+            "decision_rows": args.rows + args.rows // 100,
+            "floor_s": round(min(floors), 3),
+            "report_s": round(min(reports), 3),
+            "ratio_report_to_floor": round(min(reports) / min(floors), 2),
+            "full_with_html_s": round(full_s, 3),
+            "report_rows": full.rows,
+            "statements": full.statements_written,
+            "labelled_units": full.labelled_units,
+            "target": "report <= 3x floor; full < 60 s",
+            "machine": {
+                "cpu": platform.processor() or platform.machine(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "polars": pl.__version__,
+            },
+        }
+        print(json.dumps(result))
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
