@@ -130,6 +130,17 @@ class Scorer:
         if getattr(self, "decision_log", None) is not None:
             self.decision_log.close()  # type: ignore[union-attr]
 
+    def _score_one(self, row: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame] | ItemError:
+        try:
+            scored = self.scorer.score([row])
+        except Exception:
+            log.exception("item %r failed", row.get("content_id"))
+            return ItemError(0, str(row.get("content_id")), "serve", "InternalError", "internal error", status=500)
+        if 0 in scored.errors:
+            return scored.errors[0]
+        assert scored.long is not None
+        return scored.results[0], scored.long
+
     @api.get("/healthz")
     async def healthz(self) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -173,7 +184,7 @@ class Scorer:
         if errors:
             first = errors[0]
             return _error(
-                422,
+                max(e.status for e in errors),
                 f"item {first.index} ({first.content_id}): {first.error_class}: {first.message}",
                 errors=[e.to_json() for e in errors],
             )
@@ -186,7 +197,13 @@ class Scorer:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def _score_batch(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], pl.DataFrame] | ItemError]:
         # Scoring is CPU/accelerator work: run it off the event loop so /healthz stays answered.
-        scored = await asyncio.to_thread(self.scorer.score, rows)
+        try:
+            scored = await asyncio.to_thread(self.scorer.score, rows)
+        except Exception:
+            # A fault the stages did not isolate: score row by row so that one request's
+            # item cannot fail the other requests batched with it.
+            log.exception("batch of %d items failed; retrying item by item", len(rows))
+            return [await asyncio.to_thread(self._score_one, row) for row in rows]
         parts = scored.long.partition_by("chunk_id", as_dict=True) if scored.long is not None else {}
         out: list[tuple[dict[str, Any], pl.DataFrame] | ItemError] = []
         for pos in range(len(rows)):

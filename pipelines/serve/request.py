@@ -74,6 +74,11 @@ def _str(item: dict[str, Any], name: str, where: str, *, required: bool) -> str 
         return None
     if not isinstance(value, str):
         raise RequestError(422, f"{where}: field '{name}' must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON may escape lone surrogates (\ud800); they are not text and Arrow cannot store them.
+        raise RequestError(422, f"{where}: field '{name}' is not valid Unicode (lone surrogate escape)") from None
     return value
 
 
@@ -116,7 +121,8 @@ def parse_item(item: Any, index: int, *, limits: Limits, now: datetime) -> dict[
     if markets_raw is None:
         markets = [region]
     elif isinstance(markets_raw, list) and markets_raw:
-        markets = [_market(m, f"{where}: markets") for m in markets_raw]
+        # Deduplicated here (decide would do it anyway): a list of 100k "DE" costs nothing further.
+        markets = list(dict.fromkeys(_market(m, f"{where}: markets") for m in markets_raw))
     else:
         raise RequestError(422, f"{where}: 'markets' must be a non-empty list of market codes (or omitted)")
     ctype = (_str(item, "content_type", where, required=True) or "").upper().removeprefix("CONTENT_TYPE_")
@@ -149,6 +155,8 @@ def parse_body(body: bytes, *, limits: Limits | None = None, now: datetime | Non
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestError(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
     if isinstance(data, dict) and set(data) == {"items"}:
         data = data["items"]
     items = data if isinstance(data, list) else [data]

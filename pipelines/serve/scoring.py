@@ -32,6 +32,7 @@ class ItemError:
     stage: str
     error_class: str
     message: str
+    status: int = 422  # 500 only for a server fault isolated to this item
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -178,6 +178,9 @@ def test_bad_requests_are_4xx_and_the_server_lives(client: Client) -> None:
         (json.dumps(item(image=bad_png, content_type="IMAGE", text=None)).encode(), 422, "ImageDecodeError"),
         (json.dumps(item(markets=["DE", "ATLANTIS"])).encode(), 422, "unknown market"),
         (json.dumps([item("ok"), item("empty", text="")]).encode(), 422, "EmptyContent"),
+        (b"[" * 50_000 + b"]" * 50_000, 400, "nested too deeply"),
+        (json.dumps(item(text="\ud800")).encode(), 422, "lone surrogate"),
+        (json.dumps(item(content_type="PODCAST")).encode(), 422, "content_type"),
     ]
     for raw, want, words in cases:
         status, body = client.call("POST", "/v1/score", raw)

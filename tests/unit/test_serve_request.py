@@ -74,6 +74,8 @@ def test_list_and_items_envelope_and_defaults() -> None:
         (body(item(created_at="yesterday")), 422, "not ISO 8601"),
         (body(item(created_at="2026-01-01T00:00:00")), 422, "time zone"),
         (body([item()] * 3), 422, "3 items > limit 2"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+        (b'{"content_id": "c1", "region": "DE", "content_type": "TEXT", "text": "\\ud800"}', 422, "lone surrogate"),
     ],
 )
 def test_malformed_requests_are_4xx_with_a_message(raw: bytes, status: int, words: str) -> None:
@@ -81,6 +83,11 @@ def test_malformed_requests_are_4xx_with_a_message(raw: bytes, status: int, word
         parse_body(raw, limits=Limits(max_items=2), now=NOW)
     assert err.value.status == status
     assert words in err.value.message
+
+
+def test_markets_are_deduplicated() -> None:
+    (row,) = parse_body(body(item(markets=["DE"] * 1000 + ["FR", "DE"])), now=NOW)
+    assert row["markets"] == ["DE", "FR"]
 
 
 def test_error_names_the_item() -> None:
