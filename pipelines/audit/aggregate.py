@@ -72,18 +72,16 @@ def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
     return with_strata(cells).drop("region", "__band")
 
 
-def _quantiles(values: np.ndarray, qs: Sequence[float]) -> list[float | None]:
-    """Linear-interpolation quantiles of ``values`` (NaN-free), by partial sorting."""
-    n = values.size
+def _quantiles(ordered: np.ndarray, qs: Sequence[float]) -> list[float | None]:
+    """Linear-interpolation quantiles (like polars ``quantile(q, "linear")``) of a sorted array."""
+    n = ordered.size
     if n == 0:
         return [None] * len(qs)
-    pos = [q * (n - 1) for q in qs]
-    kth = sorted({int(np.floor(p)) for p in pos} | {int(np.ceil(p)) for p in pos})
-    part = np.partition(values, kth)
     out: list[float | None] = []
-    for p in pos:
+    for q in qs:
+        p = q * (n - 1)
         lo, hi = int(np.floor(p)), int(np.ceil(p))
-        out.append(float(part[lo] + (part[hi] - part[lo]) * (p - lo)))
+        out.append(float(ordered[lo] + (ordered[hi] - ordered[lo]) * (p - lo)))
     return out
 
 
@@ -94,6 +92,11 @@ def _q_row(scores: np.ndarray, hours: np.ndarray) -> dict[str, float | None]:
     for q, v in zip(SCORE_QUANTILES, _quantiles(scores, SCORE_QUANTILES), strict=True):
         row[f"score_p{round(q * 100)}"] = v
     return row
+
+
+def _merge(parts: list[np.ndarray]) -> np.ndarray:
+    """Sorted union of sorted arrays: timsort ('stable') merges the pre-sorted runs in O(n log runs)."""
+    return np.sort(np.concatenate(parts), kind="stable") if len(parts) > 1 else parts[0]
 
 
 def quantiles_of(
@@ -116,7 +119,7 @@ def quantiles_of(
     for r in bounds.iter_rows(named=True):
         key = tuple(r[k] for k in ["market", *dims])
         s, h = s_all[start : start + r["__len"]], h_all[start : start + r["__len"]]
-        s, h = s[~np.isnan(s)], h[~np.isnan(h)]
+        s, h = np.sort(s[~np.isnan(s)]), np.sort(h[~np.isnan(h)])
         start += r["__len"]
         arrays[key] = (s, h)
         market_rows.append({**dict(zip(["region", *dims], key, strict=True)), **_q_row(s, h)})
@@ -128,8 +131,8 @@ def quantiles_of(
             if key[0] in members:
                 by_dims.setdefault(key[1:], []).append(arr)
         for dkey, parts in by_dims.items():
-            s = np.concatenate([p[0] for p in parts])
-            h = np.concatenate([p[1] for p in parts])
+            s = _merge([p[0] for p in parts])
+            h = _merge([p[1] for p in parts])
             group_rows.append({"region": g, **dict(zip(dims, dkey, strict=True)), **_q_row(s, h)})
     in_group = {g: pl.col("market").is_in(list(mk.GROUPS[g])) for g in groups}
     items = (

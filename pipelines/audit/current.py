@@ -70,15 +70,20 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFr
     if repeated.len() == 0:
         current = rows.with_columns(pl.lit(False).alias("changed"))
     else:
+        # Only the repeated keys are sorted; the winners are named by row number, so the big
+        # frame is filtered once instead of being split and concatenated.
         many = rows["__k"].is_in(repeated.implode())
+        rows = rows.with_row_index("__row")
         multi = (
             rows.filter(many)
+            .select(*KEY, *_ORDER, "action", "__i", "__row")
             .sort(*_ORDER)
             .group_by(*KEY)
-            .agg(pl.all().exclude(KEY).last(), (pl.col("action").n_unique() > 1).alias("__chg"))
+            .agg(pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg"))
         )
         changed_units = multi.filter(pl.col("__chg"))["__i"].unique()
-        current = pl.concat([rows.filter(~many), multi.select(rows.columns)], how="vertical")
+        keep = ~many | rows["__row"].is_in(multi["__row"].implode())
+        current = rows.filter(keep).drop("__row")
         current = current.with_columns(pl.col("__i").is_in(changed_units.implode()).alias("changed"))
     return current.with_columns(band_code(pl.col("score")).alias("__band")).drop("__k")
 

@@ -66,6 +66,20 @@ class Computed:
     sor_rows: pl.DataFrame
     lineage: dict[str, object]
     packs: dict[str, tuple[Pack, str]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Clock:
+    """Seconds per phase, reported in report.json and by the benchmark (never in report.parquet)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 3)
+        self._t = now
 
 
 def _selected(config: AuditConfig, data_markets: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -149,6 +163,7 @@ def _language_estimates(agg: ag.Aggregates, units: pl.DataFrame, config: AuditCo
 def compute(config: AuditConfig) -> Computed:
     """Everything in the report, from the tables pinned at ``config.pin_time``."""
     lake = config.lake
+    clock = _Clock()
     pins = pin_tables(lake, config.pin_time, backlog_uri=config.backlog)
     decisions = scan_decisions(pins["decisions"])
     packs = load_packs(pins["policy_packs"])
@@ -160,10 +175,13 @@ def compute(config: AuditConfig) -> Computed:
 
     # One pass over the pinned table builds the current decisions in memory (narrow columns
     # only); everything after works on that frame or on small aggregates of it.
+    clock.lap("inputs")
     frame = current_decisions(_scope(config, decisions, policies), before=config.period_end)
     if config.start is not None:
         frame = frame.filter(pl.col("decided_at") >= config.start)
+    clock.lap("current_decisions")
     agg = ag.collect(frame, dims=dims, groups=GROUPS)
+    clock.lap("aggregate")
     unit_ids = units.select((pl.col("content_id").hash(seed=11) ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
     unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
     labelled = (
@@ -180,6 +198,8 @@ def compute(config: AuditConfig) -> Computed:
         else pl.DataFrame(schema={"content_id": pl.String})
     )
     sor_rows = restrictive_rows(frame.lazy()).collect()
+    del frame
+    clock.lap("units_and_statements")
     markets, groups = _selected(config, agg.cells["market"].unique().to_list())
 
     keys = ["region", "region_kind", *dims]
@@ -204,8 +224,10 @@ def compute(config: AuditConfig) -> Computed:
         pl.col("items_failed").fill_null(0).cast(pl.Int64),
     ).with_columns((pl.col("items_scored") + pl.col("items_failed")).alias("items_in_scope"))
 
+    clock.lap("counts_and_gaps")
     est = _estimates(agg, labelled, keys, groups, config)
     rows = rows.join(est, on=keys, how="left")
+    clock.lap("estimates")
     lin = ag.lineage_rows(agg, groups)
     rows = rows.join(lin, on=keys, how="left")
 
@@ -236,7 +258,8 @@ def compute(config: AuditConfig) -> Computed:
         .sort("market")
     )
     lineage = _lineage(config, pins, packs, agg, sample_run, labelled.height, units.height)
-    return Computed(rows, by_language, coverage, kinds, sor_rows, lineage, packs)
+    clock.lap("assemble")
+    return Computed(rows, by_language, coverage, kinds, sor_rows, lineage, packs, clock.laps)
 
 
 def _order(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -317,6 +340,7 @@ def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True
             "coverage_gaps": result.coverage.to_dicts(),
             "dead_letters_by_kind": result.dead_letter_kinds.to_dicts(),
             "statements_of_reasons": written,
+            "timings_s": result.timings,
         }
         (tmp / "report.json").write_text(json.dumps(doc, indent=1, default=_json_default) + "\n", encoding="utf-8")
         if html:

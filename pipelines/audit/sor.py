@@ -16,8 +16,6 @@ carry the item's text or media, nor its content id: the puid is the link.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterator
 from datetime import date
 
 import polars as pl
@@ -25,6 +23,7 @@ import polars as pl
 from pipelines import markets as mk
 from pipelines.policy import Pack
 from pipelines.policy.model import DEFAULT_VISIBILITY, RESTRICTIVE_ACTIONS
+from pipelines.schema import SHORT_CONTENT_TYPES
 
 SOURCE_TYPE = "SOURCE_VOLUNTARY"
 AUTOMATED_DECISION = {
@@ -36,6 +35,11 @@ _MIN_CONTENT_DATE = date(2000, 1, 1)
 _MIN_APPLICATION_DATE = date(2020, 1, 1)
 _ACTION_WORDS = {"label": "labelled", "demote": "demoted", "age_restrict": "age-restricted", "remove": "removed"}
 _SEVERITY = {"label": 0, "demote": 1, "age_restrict": 2, "remove": 3}
+_HOW = {
+    "AUTOMATED_DECISION_FULLY": "The action was applied automatically, without human review.",
+    "AUTOMATED_DECISION_PARTIALLY": "The action was proposed automatically and applied only after human review.",
+    "AUTOMATED_DECISION_NOT_AUTOMATED": "The action was decided by a human reviewer.",
+}
 
 
 def restrictive_rows(current: pl.LazyFrame) -> pl.LazyFrame:
@@ -48,114 +52,166 @@ def restrictive_rows(current: pl.LazyFrame) -> pl.LazyFrame:
     )  # fmt: skip
 
 
-def _automated(values: list[str]) -> str:
-    kinds = set(values)
-    if kinds == {"FULLY"}:
-        return AUTOMATED_DECISION["FULLY"]
-    if kinds == {"NOT_AUTOMATED"}:
-        return AUTOMATED_DECISION["NOT_AUTOMATED"]
-    return AUTOMATED_DECISION["PARTIALLY"]
+def _policy_table(packs: dict[str, tuple[Pack, str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per policy version × policy: ground, texts, category, keywords, title; per tier: visibility)."""
+    rows, tiers = [], []
+    for version, (pack, _) in sorted(packs.items()):
+        for p in pack.policies:
+            illegal = p.decision_ground == "DECISION_GROUND_ILLEGAL_CONTENT"
+            rows.append(
+                {
+                    "policy_version": version, "policy_id": p.id, "title": p.title,
+                    "decision_ground": p.decision_ground, "category": p.category,
+                    "category_specification": list(p.category_specification) or None,
+                    "illegal_content_legal_ground": (p.illegal_content_legal_ground or "")[:500] if illegal else None,
+                    "illegal_content_explanation": (p.illegal_content_explanation or "")[:2000] if illegal else None,
+                    "incompatible_content_ground": None if illegal else (p.incompatible_content_ground or "")[:500],
+                    "incompatible_content_explanation": (
+                        None if illegal else (p.incompatible_content_explanation or "")[:2000]
+                    ),
+                }
+            )  # fmt: skip
+            for action in RESTRICTIVE_ACTIONS:
+                tier = next((t for t in p.tiers if t.action == action), None)
+                visibility = tier.visibility if tier is not None and tier.visibility else DEFAULT_VISIBILITY[action]
+                tiers.append({"policy_version": version, "policy_id": p.id, "action": action, "visibility": visibility})
+    policy_schema: dict[str, pl.DataType] = {
+        "policy_version": pl.String(), "policy_id": pl.String(), "title": pl.String(), "decision_ground": pl.String(),
+        "category": pl.String(), "category_specification": pl.List(pl.String),
+        "illegal_content_legal_ground": pl.String(), "illegal_content_explanation": pl.String(),
+        "incompatible_content_ground": pl.String(), "incompatible_content_explanation": pl.String(),
+    }  # fmt: skip
+    tier_schema = {"policy_version": pl.String, "policy_id": pl.String, "action": pl.String, "visibility": pl.String}
+    return pl.DataFrame(rows, schema=policy_schema), pl.DataFrame(tiers, schema=tier_schema)
 
 
-def _visibility(pack: Pack | None, policy_id: str, action: str) -> str:
-    if pack is not None and policy_id in pack.policy_ids:
-        tier = next((t for t in pack.policy(policy_id).tiers if t.action == action), None)
-        if tier is not None and tier.visibility:
-            return tier.visibility
-    return DEFAULT_VISIBILITY[action]
+def _puids(keys: pl.Series) -> pl.Series:
+    return pl.Series("puid", ["tb-" + hashlib.sha256(k.encode()).hexdigest()[:40] for k in keys.to_list()])
 
 
-def _puid(content_id: str, policy_id: str, policy_version: str, model: str, pairs: list[tuple[str, str]]) -> str:
-    text = "\x1f".join([content_id, policy_id, policy_version, model, *(f"{m}={a}" for m, a in pairs)])
-    return "tb-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+def build(rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> tuple[pl.DataFrame, int]:
+    """One row per statement, columns named as the API's fields (nulls: field absent), and the number skipped.
 
-
-def _facts(title: str, model: str, by_action: dict[str, list[str]], automated: str) -> str:
-    parts = [
-        f"{_ACTION_WORDS[a]} in {', '.join(sorted(ms))}"
-        for a, ms in sorted(by_action.items(), key=lambda kv: -_SEVERITY[kv[0]])
-    ]
-    how = {
-        AUTOMATED_DECISION["FULLY"]: "The action was applied automatically, without human review.",
-        AUTOMATED_DECISION["PARTIALLY"]: "The action was proposed automatically and applied after human review.",
-        AUTOMATED_DECISION["NOT_AUTOMATED"]: "The action was decided by a human reviewer.",
-    }[automated]
-    return (
-        f"The content was detected by an automated classifier ({model}) as violating the policy "
-        f"'{title}': its score reached the action threshold set for each market. Content "
-        + "; ".join(parts)
-        + f". {how}"
-    )[:5000]
-
-
-def statements(rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> Iterator[dict[str, object]]:
-    """Statements of reasons for ``rows`` (from :func:`restrictive_rows`), in (content_id, policy_id) order.
-
-    Skips (and does not yield) decisions whose dates the API refuses (content before 2000,
-    application before 2020); :func:`write_jsonl` counts them.
+    Vectorised: a million statements take seconds, not minutes. Skipped: decisions whose pack
+    version is not in ``policy_packs`` (no ground texts to cite) and dates the API refuses
+    (content before 2000, application before 2020).
     """
-    grouped = (
-        rows.sort("content_id", "policy_id", "market")
-        .group_by("content_id", "policy_id", maintain_order=True)
+    policies, tiers = _policy_table(packs)
+    severity = pl.col("action").replace_strict(_SEVERITY, return_dtype=pl.Int8)
+    word = pl.col("action").replace_strict(_ACTION_WORDS, return_dtype=pl.String)
+    model = pl.concat_str([pl.col("model_name"), pl.col("model_version")], separator="/")
+    per_action = (
+        rows.join(tiers, on=["policy_version", "policy_id", "action"], how="left")
+        .with_columns(model.alias("model"))
+        .group_by("content_id", "policy_id", "action")
         .agg(
-            pl.col("market"),
-            pl.col("action"),
+            pl.col("market").sort().alias("markets"),
+            pl.col("visibility").first(),
             pl.col("automated"),
-            pl.col("policy_version").sort().last(),
-            pl.concat_str([pl.col("model_name"), pl.col("model_version")], separator="/").sort().last().alias("model"),
+            pl.col("policy_version").max(),
+            pl.col("model").max(),
             pl.col("created_at").min(),
             pl.col("decided_at").max(),
             pl.col("content_type").first(),
+            pl.concat_str([pl.col("market"), pl.lit("="), pl.col("action")]).sort().alias("pairs"),
+        )
+        .with_columns(
+            severity.alias("__sev"),
+            pl.concat_str([word, pl.lit(" in "), pl.col("markets").list.join(", ")]).alias("__phrase"),
         )
     )
-    for r in grouped.iter_rows(named=True):
-        pack = packs.get(r["policy_version"], (None, ""))[0]
-        policy = pack.policy(r["policy_id"]) if pack is not None and r["policy_id"] in pack.policy_ids else None
-        pairs = list(zip(r["market"], r["action"], strict=True))
-        by_action: dict[str, list[str]] = {}
-        for market, action in pairs:
-            by_action.setdefault(action, []).append(market)
-        visibilities = sorted({_visibility(pack, r["policy_id"], a) for a in by_action})
-        automated = _automated(r["automated"])
-        content_day = r["created_at"].date() if r["created_at"] is not None else None
-        applied = r["decided_at"].date()
-        if content_day is None or content_day < _MIN_CONTENT_DATE or applied < _MIN_APPLICATION_DATE:
-            continue
-        st: dict[str, object] = {"decision_visibility": visibilities}
-        ground = policy.decision_ground if policy is not None else "DECISION_GROUND_INCOMPATIBLE_CONTENT"
-        st["decision_ground"] = ground
-        if ground == "DECISION_GROUND_ILLEGAL_CONTENT":
-            st["illegal_content_legal_ground"] = ((policy and policy.illegal_content_legal_ground) or "")[:500]
-            st["illegal_content_explanation"] = ((policy and policy.illegal_content_explanation) or "")[:2000]
-        else:
-            st["incompatible_content_ground"] = ((policy and policy.incompatible_content_ground) or "")[:500]
-            st["incompatible_content_explanation"] = ((policy and policy.incompatible_content_explanation) or "")[:2000]
-        ctype = f"CONTENT_TYPE_{r['content_type']}" if r["content_type"] else "CONTENT_TYPE_OTHER"
-        st["content_type"] = [ctype]
-        if ctype == "CONTENT_TYPE_OTHER":
-            st["content_type_other"] = "unspecified"
-        if policy is not None:
-            st["category"] = policy.category
-            if policy.category_specification:
-                st["category_specification"] = list(policy.category_specification)
-        st["territorial_scope"] = sorted({m for m, _ in pairs})
-        st["content_date"] = content_day.isoformat()
-        st["application_date"] = applied.isoformat()
-        title = policy.title if policy is not None else r["policy_id"]
-        st["decision_facts"] = _facts(title, r["model"], by_action, automated)
-        st["source_type"] = SOURCE_TYPE
-        st["automated_detection"] = "Yes"
-        st["automated_decision"] = automated
-        st["puid"] = _puid(r["content_id"], r["policy_id"], r["policy_version"], r["model"], pairs)
-        yield st
+    st = (
+        per_action.sort("content_id", "policy_id", pl.col("__sev"), descending=[False, False, True])
+        .group_by("content_id", "policy_id", maintain_order=True)
+        .agg(
+            pl.col("visibility").unique().sort().alias("decision_visibility"),
+            pl.col("markets").explode().unique().sort().alias("territorial_scope"),
+            pl.col("__phrase").str.join("; ").alias("__phrases"),
+            pl.col("automated").explode().alias("__auto"),
+            pl.col("policy_version").max(),
+            pl.col("model").max(),
+            pl.col("created_at").min(),
+            pl.col("decided_at").max(),
+            pl.col("content_type").first(),
+            pl.col("pairs").explode().sort().str.join("\x1f").alias("__pairs"),
+        )
+        .join(policies, on=["policy_version", "policy_id"], how="left")
+    )
+    auto = pl.col("__auto")
+    automated = (
+        pl.when(auto.list.eval(pl.element() == "FULLY").list.all())
+        .then(pl.lit(AUTOMATED_DECISION["FULLY"]))
+        .when(auto.list.eval(pl.element() == "NOT_AUTOMATED").list.all())
+        .then(pl.lit(AUTOMATED_DECISION["NOT_AUTOMATED"]))
+        .otherwise(pl.lit(AUTOMATED_DECISION["PARTIALLY"]))
+    )
+    st = st.with_columns(automated.alias("automated_decision"))
+    how = pl.col("automated_decision").replace_strict(_HOW, return_dtype=pl.String)
+    total = st.height
+    st = st.filter(
+        pl.col("decision_ground").is_not_null()
+        & (pl.col("created_at").dt.date() >= _MIN_CONTENT_DATE)
+        & (pl.col("decided_at").dt.date() >= _MIN_APPLICATION_DATE)
+    )
+    key = pl.concat_str(
+        [pl.col("content_id"), pl.col("policy_id"), pl.col("policy_version"), pl.col("model"), pl.col("__pairs")],
+        separator="\x1f",
+    )
+    ctype = pl.col("content_type")
+    st = st.with_columns(
+        pl.concat_str(
+            [
+                pl.lit("The content was detected by an automated classifier ("), pl.col("model"),
+                pl.lit(") as violating the policy '"), pl.col("title"),
+                pl.lit("': its score reached the action threshold set for each market. Content "),
+                pl.col("__phrases"), pl.lit(". "), how,
+            ]
+        ).str.slice(0, 5000).alias("decision_facts"),
+        pl.when(ctype.is_in(list(SHORT_CONTENT_TYPES)) & (ctype != "OTHER"))
+        .then(pl.concat_list(pl.lit("CONTENT_TYPE_") + ctype))
+        .otherwise(pl.concat_list(pl.lit("CONTENT_TYPE_OTHER")))
+        .alias("content_type"),
+        pl.when(ctype.is_in(list(SHORT_CONTENT_TYPES)) & (ctype != "OTHER"))
+        .then(None)
+        .otherwise(pl.lit("unspecified"))
+        .alias("content_type_other"),
+        pl.col("created_at").dt.strftime("%Y-%m-%d").alias("content_date"),
+        pl.col("decided_at").dt.strftime("%Y-%m-%d").alias("application_date"),
+        pl.lit(SOURCE_TYPE).alias("source_type"),
+        pl.lit("Yes").alias("automated_detection"),
+        key.alias("__key"),
+    )  # fmt: skip
+    st = st.with_columns(_puids(st["__key"])).sort("content_id", "policy_id")
+    return st.select(sorted(c for c in st.columns if c in API_FIELDS)), total - st.height
+
+
+API_FIELDS: frozenset[str] = frozenset(
+    {
+        "decision_visibility", "decision_ground", "illegal_content_legal_ground", "illegal_content_explanation",
+        "incompatible_content_ground", "incompatible_content_explanation", "content_type", "content_type_other",
+        "category", "category_specification", "territorial_scope", "content_date", "application_date",
+        "decision_facts", "source_type", "automated_detection", "automated_decision", "puid",
+    }
+)  # fmt: skip
 
 
 def write_jsonl(path: str, rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> int:
-    """Write one statement per line (sorted keys, UTF-8); returns the number written."""
-    count = 0
+    """Write one statement per line (keys sorted, absent fields omitted, UTF-8); returns the number written.
+
+    Rows are encoded in groups that share the same absent fields, so no line carries a null.
+    """
+    statements, _ = build(rows, packs)
+    optional = [c for c in statements.columns if statements[c].null_count()]
+    pattern = pl.concat_str([pl.col(c).is_null().cast(pl.String) for c in optional]) if optional else pl.lit("")
+    tagged = statements.with_row_index("__order").with_columns(pattern.alias("__pattern"))
+    parts = []
+    for (_,), part in tagged.partition_by("__pattern", as_dict=True).items():
+        present = [c for c in statements.columns if part[c].null_count() == 0]
+        parts.append(part.select("__order", pl.struct(present).struct.json_encode().alias("line")))
+    lines = pl.concat(parts).sort("__order")["line"] if parts else pl.Series("line", [], dtype=pl.String)
     with open(path, "w", encoding="utf-8") as fh:
-        for st in statements(rows, packs):
-            fh.write(json.dumps(st, ensure_ascii=False, sort_keys=True))
+        for start in range(0, lines.len(), 100_000):
+            chunk = lines.slice(start, 100_000).to_list()
+            fh.write("\n".join(chunk))
             fh.write("\n")
-            count += 1
-    return count
+    return lines.len()
