@@ -7,17 +7,8 @@ import math
 import sys
 from typing import Any
 
+from batchjobs.commands._common import positive_int
 from pipelines.lake import open_lake
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{value}' is not an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
 
 
 def register(subparsers: Any) -> None:
@@ -31,12 +22,12 @@ def register(subparsers: Any) -> None:
         help="train on generated ground truth (train/heldout splits) or on human review labels",
     )
     p.add_argument("--no-promote", action="store_true", help="register the new version without moving 'champion'")
-    p.add_argument("--epochs", type=_positive, default=6, help="fusion training epochs (default 6)")
-    p.add_argument("--max-rows", type=_positive, default=None, help="cap on training rows (default: all)")
-    p.add_argument("--max-heldout-rows", type=_positive, default=None, help="cap on evaluation rows (default: all)")
+    p.add_argument("--epochs", type=positive_int, default=6, help="fusion training epochs (default 6)")
+    p.add_argument("--max-rows", type=positive_int, default=None, help="cap on training rows (default: all)")
+    p.add_argument("--max-heldout-rows", type=positive_int, default=None, help="cap on evaluation rows (default: all)")
     p.add_argument("--text-tower", default=None, help="BERT / XLM-R checkpoint folder instead of all-MiniLM-L6-v2")
     p.add_argument("--feature-cache", default=None, help="folder keeping frozen-tower outputs between runs")
-    p.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1: see docs/models.md)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1: see docs/models.md)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fusion initialisation and shuffling")
     p.set_defaults(run=run)
 
