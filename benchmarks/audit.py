@@ -182,11 +182,15 @@ def main() -> int:
         as_of = datetime.now(UTC)
         floors = [floor(lake) for _ in range(2)]
         log(f"floor (scan + group-by): {min(floors):.2f} s (runs {', '.join(f'{f:.2f}' for f in floors)})")
-        reports = []
+        reports, phases = [], {}
         for i in range(2):
             t = time.perf_counter()
-            run_audit(AuditConfig(lake=lake, out=str(root / f"report{i}"), as_of=as_of), html=False, statements=False)
+            res = run_audit(
+                AuditConfig(lake=lake, out=str(root / f"report{i}"), as_of=as_of), html=False, statements=False
+            )
             reports.append(time.perf_counter() - t)
+            if reports[-1] == min(reports):
+                phases = json.loads(Path(res.report_json).read_text())["timings_s"]
         log(f"audit report (parquet + json): {min(reports):.2f} s (runs {', '.join(f'{r:.2f}' for r in reports)})")
         t = time.perf_counter()
         full = run_audit(AuditConfig(lake=lake, out=str(root / "full"), as_of=as_of))
@@ -202,10 +206,12 @@ def main() -> int:
             "report_rows": full.rows,
             "statements": full.statements_written,
             "labelled_units": full.labelled_units,
+            "report_phases_s": phases,
             "target": "report <= 3x floor; full < 60 s",
             "machine": {
                 "cpu": platform.processor() or platform.machine(),
                 "cpus": os.cpu_count(),
+                "load_avg_1m": round(os.getloadavg()[0], 2),
                 "python": platform.python_version(),
                 "polars": pl.__version__,
             },

@@ -46,7 +46,7 @@ class AuditConfig:
     as_of: datetime | None = None
     by: tuple[str, ...] = ()
     backlog: str | None = None
-    draws: int = 4000
+    draws: int = 2000
     seed: int = 20260101
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 

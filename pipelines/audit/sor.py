@@ -34,7 +34,6 @@ AUTOMATED_DECISION = {
 _MIN_CONTENT_DATE = date(2000, 1, 1)
 _MIN_APPLICATION_DATE = date(2020, 1, 1)
 _ACTION_WORDS = {"label": "labelled", "demote": "demoted", "age_restrict": "age-restricted", "remove": "removed"}
-_SEVERITY = {"label": 0, "demote": 1, "age_restrict": 2, "remove": 3}
 _HOW = {
     "AUTOMATED_DECISION_FULLY": "The action was applied automatically, without human review.",
     "AUTOMATED_DECISION_PARTIALLY": "The action was proposed automatically and applied only after human review.",
@@ -97,51 +96,31 @@ def build(rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> tuple[pl.Da
     (content before 2000, application before 2020).
     """
     policies, tiers = _policy_table(packs)
-    severity = pl.col("action").replace_strict(_SEVERITY, return_dtype=pl.Int8)
     word = pl.col("action").replace_strict(_ACTION_WORDS, return_dtype=pl.String)
-    model = pl.concat_str([pl.col("model_name"), pl.col("model_version")], separator="/")
-    per_action = (
-        rows.join(tiers, on=["policy_version", "policy_id", "action"], how="left")
-        .with_columns(model.alias("model"))
-        .group_by("content_id", "policy_id", "action")
-        .agg(
-            pl.col("market").sort().alias("markets"),
-            pl.col("visibility").first(),
-            pl.col("automated"),
-            pl.col("policy_version").max(),
-            pl.col("model").max(),
-            pl.col("created_at").min(),
-            pl.col("decided_at").max(),
-            pl.col("content_type").first(),
-            pl.concat_str([pl.col("market"), pl.lit("="), pl.col("action")]).sort().alias("pairs"),
-        )
-        .with_columns(
-            severity.alias("__sev"),
-            pl.concat_str([word, pl.lit(" in "), pl.col("markets").list.join(", ")]).alias("__phrase"),
-        )
-    )
+    # One group-by with string aggregations (no list gymnastics): a million statements in seconds.
     st = (
-        per_action.sort("content_id", "policy_id", pl.col("__sev"), descending=[False, False, True])
+        rows.join(tiers, on=["policy_version", "policy_id", "action"], how="left")
+        .sort("content_id", "policy_id", "market")
         .group_by("content_id", "policy_id", maintain_order=True)
         .agg(
             pl.col("visibility").unique().sort().alias("decision_visibility"),
-            pl.col("markets").explode().unique().sort().alias("territorial_scope"),
-            pl.col("__phrase").str.join("; ").alias("__phrases"),
-            pl.col("automated").explode().alias("__auto"),
+            pl.col("market").alias("territorial_scope"),
+            pl.concat_str([pl.col("market"), pl.lit(" "), word]).str.join(", ").alias("__phrases"),
+            (pl.col("automated") == "FULLY").all().alias("__fully"),
+            (pl.col("automated") == "NOT_AUTOMATED").all().alias("__human"),
             pl.col("policy_version").max(),
-            pl.col("model").max(),
+            pl.concat_str([pl.col("model_name"), pl.col("model_version")], separator="/").max().alias("model"),
             pl.col("created_at").min(),
             pl.col("decided_at").max(),
             pl.col("content_type").first(),
-            pl.col("pairs").explode().sort().str.join("\x1f").alias("__pairs"),
+            pl.concat_str([pl.col("market"), pl.lit("="), pl.col("action")]).str.join("\x1f").alias("__pairs"),
         )
         .join(policies, on=["policy_version", "policy_id"], how="left")
     )
-    auto = pl.col("__auto")
     automated = (
-        pl.when(auto.list.eval(pl.element() == "FULLY").list.all())
+        pl.when(pl.col("__fully"))
         .then(pl.lit(AUTOMATED_DECISION["FULLY"]))
-        .when(auto.list.eval(pl.element() == "NOT_AUTOMATED").list.all())
+        .when(pl.col("__human"))
         .then(pl.lit(AUTOMATED_DECISION["NOT_AUTOMATED"]))
         .otherwise(pl.lit(AUTOMATED_DECISION["PARTIALLY"]))
     )
@@ -163,7 +142,7 @@ def build(rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> tuple[pl.Da
             [
                 pl.lit("The content was detected by an automated classifier ("), pl.col("model"),
                 pl.lit(") as violating the policy '"), pl.col("title"),
-                pl.lit("': its score reached the action threshold set for each market. Content "),
+                pl.lit("': its score reached the action threshold set for each market. Actions by market: "),
                 pl.col("__phrases"), pl.lit(". "), how,
             ]
         ).str.slice(0, 5000).alias("decision_facts"),

@@ -68,7 +68,7 @@ def test_one_statement_per_restrictive_eea_decision_with_api_values(tmp_path: Pa
     assert hate["automated_decision"] == "AUTOMATED_DECISION_PARTIALLY"
     assert hate["decision_ground"] == "DECISION_GROUND_ILLEGAL_CONTENT" and hate["illegal_content_legal_ground"]
     assert "incompatible_content_ground" not in hate
-    assert "removed in DE; demoted in FR" in hate["decision_facts"]
+    assert "Actions by market: DE removed, FR demoted." in hate["decision_facts"]
     assert (hate["content_date"], hate["application_date"]) == ("2026-03-01", "2026-04-02")
     assert hate["source_type"] == "SOURCE_VOLUNTARY" and hate["automated_detection"] == "Yes"
     mis = next(s for s in lines if s["territorial_scope"] == ["NO"])
