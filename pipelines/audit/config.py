@@ -53,6 +53,9 @@ class AuditConfig:
     def __post_init__(self) -> None:
         for name in ("start", "end", "as_of"):
             _aware({"start": "from", "end": "to"}.get(name, name.replace("_", "-")), getattr(self, name))
+        if self.as_of is not None and self.as_of > self.now:
+            # A pin in the future is no pin: commits made until then would change the report.
+            raise BadConfigError(f"--as-of ({self.as_of.isoformat()}) is in the future; pin a time that has passed")
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise BadConfigError(f"--from ({self.start.isoformat()}) must be before --to ({self.end.isoformat()})")
         unknown = [m for m in self.markets if not mk.is_known(m)]

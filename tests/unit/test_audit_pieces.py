@@ -84,6 +84,8 @@ def test_config_errors_name_the_option(tmp_path: Path) -> None:
         AuditConfig(lake=lake, by=("region",))
     with pytest.raises(BadConfigError, match="time zone"):
         AuditConfig(lake=lake, as_of=datetime(2026, 1, 1))
+    with pytest.raises(BadConfigError, match="in the future"):
+        AuditConfig(lake=lake, as_of=datetime.now(UTC) + timedelta(days=1))
     with pytest.raises(BadConfigError, match="--per-stratum"):
         SampleConfig(lake=lake, per_stratum=0)
     assert (
