@@ -39,10 +39,22 @@ def _summary(c: Computed, statements: int) -> Section:
         f"Precision and recall come from {lin['labelled_units']} labelled review units "
         f"(sample {lin['review_sample_run'] or 'none'})."
     )
-    cols = ["region", "policy", "items", "failed", "actioned", "fully automated", "precision [95%]", "recall [95%]"]
+    # With --by, each group × policy has one row per breakdown value: show the breakdown.
+    extra = [d for d in ("content_type", "language") if d in rows.columns]
+    cols = [
+        "region",
+        "policy",
+        *extra,
+        "items",
+        "failed",
+        "actioned",
+        "fully automated",
+        "precision [95%]",
+        "recall [95%]",
+    ]
     body = [
         [
-            r["region"], r["policy_id"], r["items_scored"], r["items_failed"], r["actioned"],
+            r["region"], r["policy_id"], *(r[d] for d in extra), r["items_scored"], r["items_failed"], r["actioned"],
             r["share_fully"], _ci(r, "precision"), _ci(r, "recall"),
         ]
         for r in groups.iter_rows(named=True)
