@@ -103,6 +103,12 @@ DECISIONS = pa.schema(
     ]
 )
 
+# The current decision for a key is its most recently committed row: latest ``decided_at``
+# (the commit time); rows of one commit tie on it and are ordered by the rest, so every
+# reader (sweep, audit, serve) picks the same row.
+DECISION_KEY: tuple[str, ...] = ("content_id", "market", "policy_id")
+CURRENT_ORDER: tuple[str, ...] = ("decided_at", "policy_version", "model_version", "run_id")
+
 DEAD_LETTERS = pa.schema(
     [
         pa.field("content_id", pa.string()),

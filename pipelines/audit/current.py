@@ -20,16 +20,17 @@ import polars as pl
 from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
 from pipelines.errors import BadInputError
+from pipelines.schema import CURRENT_ORDER, DECISION_KEY
 
 _F = TypeVar("_F", pl.DataFrame, pl.LazyFrame)
-KEY: tuple[str, ...] = ("content_id", "market", "policy_id")
+KEY: tuple[str, ...] = DECISION_KEY
 # What the report needs. Not content_sha256 (the widest column, used by no aggregate) nor the
 # media: the audit never reads what it does not report.
 COLUMNS: tuple[str, ...] = (
     "content_id", "market", "policy_id", "policy_version", "action", "score", "automated",
     "run_id", "model_name", "model_version", "decided_at", "created_at", "region", "language", "content_type",
 )  # fmt: skip
-_ORDER = ("decided_at", "policy_version", "model_version", "run_id")
+_ORDER = CURRENT_ORDER
 
 
 def scan_decisions(pinned: Pinned) -> pl.LazyFrame:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
-KEY = ("content_id", "market", "policy_id")
+from pipelines.schema import CURRENT_ORDER, DECISION_KEY
+
+KEY = DECISION_KEY
 
 
 def current_decisions(decisions: pl.LazyFrame) -> pl.LazyFrame:
-    """Latest row per key by ``decided_at`` (the commit time), ties broken by policy version."""
-    return decisions.sort("decided_at", "policy_version").group_by(KEY).last()
+    """Latest row per key (see :data:`pipelines.schema.CURRENT_ORDER`)."""
+    return decisions.sort(*CURRENT_ORDER).group_by(DECISION_KEY).last()
