@@ -20,6 +20,11 @@ from pipelines.sweep.config import SweepConfig
 from pipelines.sweep.current import current_decisions
 from pipelines.sweep.transitions import item_states, matrix, pairs, summary
 
+# What planning needs of the decisions table (never the wide lineage or hash columns).
+_DECISION_COLUMNS = (
+    "content_id", "market", "policy_id", "policy_version", "action", "model_name", "model_version", "decided_at",
+    "run_id",
+)  # fmt: skip
 ITEM_COLUMNS = ("created_at", "region", "markets", "language", "content_type", "content_sha256")
 
 
@@ -125,7 +130,8 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, pl.DataFrame, pl.DataFra
     if not table_exists(dec_uri) or not table_exists(sc_uri):
         raise BadInputError(f"{lake.root}: no scores/decisions yet; run 'batchjobs backfill' before sweeping")
     dv, sv = DeltaTable(dec_uri).version(), DeltaTable(sc_uri).version()
-    current = current_decisions(pl.scan_delta(dec_uri, version=dv)).collect()
+    decisions = pl.scan_delta(dec_uri, version=dv).select(_DECISION_COLUMNS)
+    current = current_decisions(decisions).collect()
     if current.height == 0:
         raise BadInputError(f"{dec_uri}: no decisions yet; run 'batchjobs backfill' before sweeping")
     old, others = _old_pack(config, current, new)
@@ -162,11 +168,14 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, pl.DataFrame, pl.DataFra
     head_scores = stored.with_columns(pl.col("policy_id").replace_strict(heads, return_dtype=pl.String)).unique(
         ["content_id", "policy_id"], keep="first", maintain_order=True
     )
-    old_current = (
-        current_decisions(pl.scan_delta(dec_uri, version=dv).filter(pl.col("policy_version") != new.policy_version))
-        .filter(pl.col("policy_id").is_in(list(policies)))
-        .select("content_id", "market", "policy_id", "action")
-        .collect()
+    # "Before" is each key's latest row under any other pack version. On a first run no row
+    # has the new version yet, so that is the current decision already computed.
+    if (current["policy_version"] == new.policy_version).any():
+        before = current_decisions(decisions.filter(pl.col("policy_version") != new.policy_version)).collect()
+    else:
+        before = current
+    old_current = before.filter(pl.col("policy_id").is_in(list(policies))).select(
+        "content_id", "market", "policy_id", "action"
     )
     return plan, head_scores, old_current
 

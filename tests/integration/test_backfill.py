@@ -90,7 +90,11 @@ def test_second_run_adds_nothing(reference: Lake, ray_cluster: str, tmp_path: Pa
     lake = copy_lake(reference, tmp_path / "lake")
     before = [read(lake, t).height for t in ("scores", "decisions", "dead_letters")]
     out = run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, ray_address=ray_cluster)
-    assert "scored 0" in out
+    assert "scored 0, dead-lettered 0" in out
+    assert [read(lake, t).height for t in ("scores", "decisions", "dead_letters")] == before
+    # Dead letters are retried only when asked; these rows fail again and are not re-recorded.
+    out = run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, "--retry-dead-letters", ray_address=ray_cluster)
+    assert f"scored 0, dead-lettered {BAD}" in out
     assert [read(lake, t).height for t in ("scores", "decisions", "dead_letters")] == before
 
 
