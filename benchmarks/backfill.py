@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _machine import machine  # benchmarks/ is on sys.path when run as a script
 
 os.environ.pop("TRITON_INTERPRET", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -220,13 +221,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     import torch
 
-    result["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "load_avg_1m": os.getloadavg()[0],
-    }
+    result["machine"] = machine(torch=torch.__version__)
     sys.stdout.flush()
     print(json.dumps(result, default=float))
 

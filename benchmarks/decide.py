@@ -22,21 +22,11 @@ os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 import numpy as np
 import polars as pl
+from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 from pipelines import markets as mk
 from pipelines.heads import DEFAULT_HEADS
 from pipelines.policy import decide, load_default_pack
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_scores(rows: int, seed: int = 0) -> pl.DataFrame:
@@ -118,7 +108,7 @@ def main() -> None:
                 "ratio_to_baseline": round(t_decide / t_base, 2),
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "polars_max_threads": os.environ["POLARS_MAX_THREADS"],
-                "cpu": _cpu_name(),
+                "cpu": cpu_name(),
                 "python": platform.python_version(),
                 "polars": pl.__version__,
                 "numpy": np.__version__,

@@ -33,17 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 
 def _free_port() -> int:
@@ -241,7 +231,7 @@ def main() -> None:
                 "online_vs_batch_items_ratio": round(best / batch["items_per_s"], 3) if batch["items_per_s"] else None,
                 "max_batch_size": args.max_batch_size,
                 "machine": {
-                    "cpu": _cpu_name(),
+                    "cpu": cpu_name(),
                     "cores": os.cpu_count(),
                     "gpus": gpus,
                     "python": platform.python_version(),

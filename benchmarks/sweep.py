@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine  # benchmarks/ is on sys.path when run as a script
 
 os.environ.pop("TRITON_INTERPRET", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -132,14 +133,7 @@ def main() -> None:
     import polars as pl
     import torch
 
-    result["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "polars": pl.__version__,
-        "load_avg_1m": os.getloadavg()[0],
-    }
+    result["machine"] = machine(torch=torch.__version__, polars=pl.__version__)
     print(json.dumps(result, default=float))
 
 
