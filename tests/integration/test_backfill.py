@@ -158,3 +158,55 @@ def test_two_backfills_at_once_are_exactly_once(
         assert proc.returncode == 0, err[-4000:]
     _assert_exactly_once(lake)
     assert _keys(lake)[1].equals(_keys(reference)[1])
+
+
+def test_crash_between_scores_and_decisions_commit_is_repaired_by_the_next_run(
+    pristine: Lake, reference: Lake, ray_cluster: str, tmp_path: Path
+) -> None:
+    """A job that died after committing a chunk's scores but before its decisions: the next
+    run finds those rows scored but undecided and decides them from the stored scores."""
+    from pipelines.backfill.commit import ChunkWriter, Lineage, scores_long
+    from pipelines.backfill.config import BackfillConfig
+    from pipelines.backfill.plan import make_plan
+    from pipelines.backfill.stages import READ_COLUMNS, Preprocess, Score
+    from pipelines.model import load_model
+
+    lake = copy_lake(pristine, tmp_path / "lake")
+    pack = load_default_pack()
+    model = load_model(TINY_URI, lake=lake)
+    plan = make_plan(
+        BackfillConfig(lake=lake, model_uri=TINY_URI, chunk_rows=500),
+        model_version=model.version,
+        policy_version=pack.policy_version,
+    )
+    chunk = plan.to_score.filter(pl.col("chunk_id") == 0)
+    rows = (
+        read(lake, "backlog")
+        .filter(pl.col("content_id").is_in(chunk["content_id"].implode()))
+        .unique("content_id", keep="first")
+        .select(*READ_COLUMNS)
+        .with_columns(pl.lit(0, pl.Int64).alias("chunk_id"))
+    )
+    # What the commit actor would hold for chunk 0, computed by the same stages in-process.
+    scored = pl.from_arrow(Score(TINY_URI, lake.root, 1)(Preprocess(model.preprocessor())(rows.to_arrow())))
+    assert isinstance(scored, pl.DataFrame)
+    ok = scored.filter(pl.col("error_class").is_null())
+    lineage = Lineage(
+        job=f"backfill-{plan.job}",
+        run_id="crashed-run",
+        model_name=model.name,
+        model_version=model.version,
+        source_version=plan.source_version,
+        policy_version=pack.policy_version,
+        source_uri=plan.source_uri,
+    )
+    ChunkWriter(lake, lineage, pack).scores(scores_long(ok, model.heads, pack), 0)  # ... and the job dies here
+    assert delta_commits(lake, "decisions") == 0
+
+    out = run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, "--chunk-rows", "500", ray_address=ray_cluster)
+    assert f"re-decided {ok.height}" in out
+    _assert_exactly_once(lake)
+    got_s, got_d = _keys(lake)
+    want_s, want_d = _keys(reference)
+    assert got_s.drop("score").equals(want_s.drop("score"))
+    assert got_d.equals(want_d)
