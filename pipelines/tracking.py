@@ -1,50 +1,30 @@
 """MLflow run tracking for jobs: one run per job, its id is the ``run_id`` in every row.
 
-Tracking and registry default to the lake's sqlite store (``DIR/mlflow.db``) with artifacts
-under ``DIR/mlartifacts``; ``MLFLOW_TRACKING_URI`` overrides both for teams with a server.
+Tracking and registry live in the lake's sqlite store (``DIR/mlflow.db``) with artifacts
+under ``DIR/mlartifacts``, in the same experiment as training runs
+(:func:`pipelines.model.ensure_experiment`), so a lake carries its whole history.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.lake import Lake
-
-EXPERIMENT = "batchjobs"
-
-
-def tracking_uri(lake: Lake) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or lake.mlflow_uri
+from pipelines.model.store import ensure_experiment
 
 
-def configure(lake: Lake) -> None:
-    """Point MLflow's tracking and registry at the lake's store."""
-    import mlflow
+def _client(lake: Lake) -> Any:
+    from mlflow import MlflowClient
 
-    uri = tracking_uri(lake)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=lake.mlflow_uri, registry_uri=lake.mlflow_uri)
 
 
-def experiment_id(lake: Lake, name: str = EXPERIMENT) -> str:
-    """The id of experiment ``name``, created with its artifacts under the lake if new."""
-    import mlflow
-
-    configure(lake)
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return str(exp.experiment_id)
-    try:
-        return str(mlflow.create_experiment(name, artifact_location=lake.artifacts_uri))
-    except mlflow.exceptions.MlflowException:
-        # Created concurrently by another job on the same lake.
-        exp = mlflow.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return str(exp.experiment_id)
+def experiment_id(lake: Lake) -> str:
+    """The id of the lake's experiment, created (artifacts under the lake) if new."""
+    return ensure_experiment(lake)
 
 
 @dataclass
@@ -52,18 +32,15 @@ class JobRun:
     """A started MLflow run; ``run_id`` goes into every row the job writes."""
 
     run_id: str
+    lake: Lake
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        from mlflow import MlflowClient
-
-        client = MlflowClient()
+        client = _client(self.lake)
         for k, v in metrics.items():
             client.log_metric(self.run_id, k, float(v))
 
     def log_params(self, params: Mapping[str, object]) -> None:
-        from mlflow import MlflowClient
-
-        client = MlflowClient()
+        client = _client(self.lake)
         for k, v in params.items():
             client.log_param(self.run_id, k, str(v)[:500])
 
@@ -71,14 +48,11 @@ class JobRun:
 @contextmanager
 def job_run(lake: Lake, *, job: str, tags: Mapping[str, str] | None = None) -> Iterator[JobRun]:
     """Start an MLflow run for one job; it ends FINISHED, or FAILED if the job raises."""
-    from mlflow import MlflowClient
-
-    exp = experiment_id(lake)
-    client = MlflowClient()
-    run = client.create_run(exp, run_name=job, tags={"job": job, **dict(tags or {})})
+    client = _client(lake)
+    run = client.create_run(experiment_id(lake), run_name=job, tags={"job": job, **dict(tags or {})})
     status = "FAILED"
     try:
-        yield JobRun(run.info.run_id)
+        yield JobRun(run.info.run_id, lake)
         status = "FINISHED"
     finally:
         client.set_terminated(run.info.run_id, status=status)
