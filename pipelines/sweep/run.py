@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
 
 from pipelines.backfill.chunks import assign_chunks, job_key
+from pipelines.backfill.commit import head_rows
 from pipelines.errors import BadConfigError, BadInputError
 from pipelines.lake import table_exists
 from pipelines.policy import Pack, decide, load_pack, parse_pack, record_pack
@@ -163,11 +164,8 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, pl.DataFrame, pl.DataFra
         score_rows=stored.height,
         other_old_versions=others,
     )
-    # decide() reads one row per head: map each stored policy row to its head.
-    heads = {p.id: p.head for p in old.policies}
-    head_scores = stored.with_columns(pl.col("policy_id").replace_strict(heads, return_dtype=pl.String)).unique(
-        ["content_id", "policy_id"], keep="first", maintain_order=True
-    )
+    # decide() reads one row per head: the stored rows are per policy of the old pack.
+    head_scores = head_rows(stored, old)
     # "Before" is each key's latest row under any other pack version. On a first run no row
     # has the new version yet, so that is the current decision already computed.
     if (current["policy_version"] == new.policy_version).any():
@@ -183,15 +181,7 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, pl.DataFrame, pl.DataFra
 def _decide(plan: SweepPlan, head_scores: pl.DataFrame, config: SweepConfig) -> pl.DataFrame:
     if not plan.policies or head_scores.height == 0:
         return pl.DataFrame()
-    restricted = Pack(
-        pack_id=plan.new_pack.pack_id,
-        version=plan.new_pack.version,
-        governance=plan.new_pack.governance,
-        policies=tuple(p for p in plan.new_pack.policies if p.id in plan.policies),
-        text=plan.new_pack.text,
-        sha256=plan.new_pack.sha256,
-        source=plan.new_pack.source,
-    )
+    restricted = replace(plan.new_pack, policies=tuple(p for p in plan.new_pack.policies if p.id in plan.policies))
     decided = decide(head_scores, restricted)
     if config.market_codes:
         decided = decided.filter(pl.col("market").is_in(list(config.market_codes)))
