@@ -12,11 +12,13 @@ from typing import Any
 from pipelines.model.decode import DecodeConfig
 from pipelines.model.interface import INPUT_COLUMNS, PreparedBatch, Preprocessor, RowError, ScoringModel
 from pipelines.model.store import (
+    ModelRef,
     check_heads,
     ensure_experiment,
     load_model,
     load_model_dir,
     register_model,
+    resolve_model,
     save_model,
 )
 from pipelines.model.tiny import TinyConfig, TinyModel
@@ -24,6 +26,7 @@ from pipelines.model.tiny import TinyConfig, TinyModel
 __all__ = [
     "INPUT_COLUMNS",
     "DecodeConfig",
+    "ModelRef",
     "PreparedBatch",
     "Preprocessor",
     "RowError",
@@ -38,6 +41,7 @@ __all__ = [
     "load_model",
     "load_model_dir",
     "register_model",
+    "resolve_model",
     "save_model",
     "train_starter",
 ]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from pipelines.model.starter_config import FusionConfig
 
 # Token types: what a position holds.
 CLS, TEXT_MEAN, TEXT_SEGMENT, IMAGE = 0, 1, 2, 3
@@ -60,36 +61,6 @@ def varlen_attention(
     if fused is not None and use_kernel and not (torch.is_grad_enabled() and q.requires_grad):
         return fused(q, k, v, cu_seqlens.to(torch.int32), int(max_seqlen))
     return varlen_attention_torch(q, k, v, cu_seqlens, max_seqlen)
-
-
-@dataclass(frozen=True)
-class FusionConfig:
-    """Shape of the fusion transformer.
-
-    d_model / n_layers / n_heads / d_ff: the transformer; d_model must divide by n_heads.
-    text_dim / image_dim: widths of the frozen towers' pooled tokens.
-    max_images: image slots per item (cover image + keyframes); grid_tokens: tokens per image.
-    dropout: training only.
-    """
-
-    text_dim: int = 384
-    image_dim: int = 1280
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 256
-    max_images: int = 5
-    grid_tokens: int = 4
-    dropout: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("text_dim", "image_dim", "d_model", "n_layers", "n_heads", "d_ff", "max_images", "grid_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class _Block(nn.Module):

@@ -21,12 +21,13 @@ import importlib
 import json
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from pipelines.errors import BadConfigError, ModelNotFoundError
-from pipelines.model.interface import ScoringModel
+from pipelines.model.interface import Preprocessor, ScoringModel
 
 if TYPE_CHECKING:
     from pipelines.lake import Lake
@@ -41,6 +42,12 @@ CHAMPION = "champion"
 _KINDS: dict[str, str] = {
     "tiny": "pipelines.model.tiny:TinyModel",
     "starter": "pipelines.model.starter:StarterModel",
+}
+# kind -> "module:function" building the weight-free preprocessor from a saved folder without
+# importing the model's heavy dependencies (what drivers and preprocessing workers need).
+_PREPROCESSORS: dict[str, str] = {
+    "tiny": "pipelines.model.tiny:preprocessor_from_files",
+    "starter": "pipelines.model.starter_config:preprocessor_from_files",
 }
 
 
@@ -158,7 +165,7 @@ def load_model_dir(path: str | Path, *, where: str | None = None) -> ScoringMode
     return model
 
 
-def check_heads(model: ScoringModel, required_heads: Iterable[str], *, uri: str | None = None) -> None:
+def check_heads(model: ScoringModel | ModelRef, required_heads: Iterable[str], *, uri: str | None = None) -> None:
     """Raise :class:`BadConfigError` if ``model`` lacks any of ``required_heads``."""
     missing = [h for h in required_heads if h not in model.heads]
     if missing:
@@ -307,6 +314,88 @@ def _local_artifacts(source: str, lake: Lake, dst: str) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=dst, tracking_uri=lake.mlflow_uri))
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """A model resolved from its URI, files verified, weights not loaded.
+
+    What a driver needs to plan a job and fan it out: the resolved name and version (what
+    lineage records), the heads, a weight-free preprocessor, and where workers load the
+    weights from. Loading through the ref skips the registry lookup (and the MLflow import)
+    in every worker. ``folder`` is None when the registry keeps the artifacts in a remote
+    store: workers then download them through the registry.
+    """
+
+    uri: str
+    name: str
+    version: str
+    heads: tuple[str, ...]
+    kind: str
+    config: dict[str, Any]
+    folder: str | None
+    where: str
+
+    def load(self, lake: Lake) -> ScoringModel:
+        """The model with its weights (checksums verified again: the files may have changed)."""
+        if self.folder is None:
+            return load_model(f"models:/{self.name}/{self.version}", lake=lake)
+        model = load_model_dir(self.folder, where=self.where)
+        model.name, model.version = self.name, self.version
+        return model
+
+    def preprocessor(self, lake: Lake) -> Preprocessor:
+        """The model's weight-free preprocessor, built from its files without loading weights."""
+        if self.folder is None or self.kind not in _PREPROCESSORS:
+            return self.load(lake).preprocessor()
+        module, _, func = _PREPROCESSORS[self.kind].partition(":")
+        try:
+            pre: Preprocessor = getattr(importlib.import_module(module), func)(Path(self.folder), config=self.config)
+        except Exception as exc:
+            raise ModelNotFoundError(
+                f"{self.where}: corrupted artifact: cannot build its preprocessor ({exc})"
+            ) from None
+        return pre
+
+
+def resolve_model(uri: str, *, lake: Lake) -> ModelRef:
+    """Resolve ``uri`` (as :func:`load_model` takes it) and verify its files, without loading weights.
+
+    Raises :class:`ModelNotFoundError` with the same one-line messages as :func:`load_model`.
+    """
+    if not uri.startswith("models:/"):
+        _check_folder_uri(uri)
+        folder: str | None = uri.removeprefix("file://")
+        name = version = None
+        where = uri
+    else:
+        name, version, source = _resolve_registry(uri, lake)
+        where = f"{uri} (models:/{name}/{version} at {source})"
+        parsed = urlparse(source)
+        folder = unquote(parsed.path) if parsed.scheme in ("", "file") else None
+    if folder is None:  # remote artifact store: read model.json from a downloaded copy
+        with tempfile.TemporaryDirectory(prefix="trustbatch-resolve-") as tmp:
+            meta = read_model_json(_local_artifacts(source, lake, tmp), where=where)
+    else:
+        meta = read_model_json(folder, where=where)
+        _verify_files(Path(folder), meta["files"], where)
+    return ModelRef(
+        uri=uri,
+        name=name or str(meta["name"]),
+        version=version or str(meta["version"]),
+        heads=tuple(meta["heads"]),
+        kind=str(meta["kind"]),
+        config=dict(meta["config"]),
+        folder=folder,
+        where=where,
+    )
+
+
+def _check_folder_uri(uri: str) -> None:
+    if "://" in uri and not uri.startswith("file://"):
+        raise ModelNotFoundError(
+            f"{uri}: unsupported model URI (use models:/NAME@ALIAS, models:/NAME/VERSION or a folder)"
+        )
+
+
 def load_model(uri: str, *, lake: Lake) -> ScoringModel:
     """Load a model by ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or local folder path.
 
@@ -315,10 +404,7 @@ def load_model(uri: str, *, lake: Lake) -> ScoringModel:
     ``uri``) for an unknown name, alias or version, and for a corrupted artifact.
     """
     if not uri.startswith("models:/"):
-        if "://" in uri and not uri.startswith("file://"):
-            raise ModelNotFoundError(
-                f"{uri}: unsupported model URI (use models:/NAME@ALIAS, models:/NAME/VERSION or a folder)"
-            )
+        _check_folder_uri(uri)
         return load_model_dir(uri.removeprefix("file://"), where=uri)
     name, version, source = _resolve_registry(uri, lake)
     with tempfile.TemporaryDirectory(prefix="trustbatch-load-") as tmp:

@@ -183,3 +183,8 @@ class TinyModel(ScoringModel):
             weights=tensors["weights"],
             bias=tensors["bias"],
         )
+
+
+def preprocessor_from_files(path: Path, *, config: dict[str, Any]) -> Preprocessor:
+    """The preprocessor of a saved tiny model from its config alone (no weights)."""
+    return TinyPreprocessor(TinyConfig(**config))

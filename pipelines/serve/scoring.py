@@ -19,6 +19,8 @@ import pyarrow as pa
 
 from pipelines.backfill.commit import decide_scores, scores_long
 from pipelines.backfill.stages import Preprocess, Score
+from pipelines.lake import Lake
+from pipelines.model import resolve_model
 from pipelines.policy import Pack
 from pipelines.schema import BACKLOG
 
@@ -63,7 +65,8 @@ class OnlineScorer:
     """Model + pack of one replica; :meth:`score` is synchronous (call it off the event loop)."""
 
     def __init__(self, *, model_uri: str, lake_root: str, pack: Pack, num_cpus: float = 1.0) -> None:
-        self._score = Score(model_uri, lake_root, num_cpus)
+        ref = resolve_model(model_uri, lake=Lake(lake_root))
+        self._score = Score(ref, lake_root, max(1, round(num_cpus)))
         self.model = self._score.model
         self._preprocess = Preprocess(self.model.preprocessor())
         self.pack = pack

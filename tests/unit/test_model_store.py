@@ -138,3 +138,70 @@ def test_save_and_load_work_without_mlflow_or_ray(tmp_path: Path) -> None:
         f"assert load_model_dir({str(tmp_path / 'm')!r}).heads == TinyModel().heads\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_resolve_model_reads_no_weights_and_loads_like_load_model(registry: Lake, tmp_path: Path) -> None:
+    from pipelines.model import resolve_model
+
+    ref = resolve_model("models:/tiny@champion", lake=registry)
+    assert (ref.name, ref.version, ref.heads, ref.kind) == ("tiny", "1", TinyModel().heads, "tiny")
+    assert ref.folder is not None and Path(ref.folder, "model.json").is_file()  # in place: no copy
+    rows = batch(GOOD)
+    direct = load_model("models:/tiny@champion", lake=registry)
+    np.testing.assert_array_equal(
+        ref.preprocessor(registry)(rows).columns["features"], direct.preprocessor()(rows).columns["features"]
+    )
+    loaded = ref.load(registry)
+    assert (loaded.name, loaded.version) == ("tiny", "1")
+    np.testing.assert_array_equal(_scores(loaded), _scores(direct))  # type: ignore[arg-type]
+    save_model(TinyModel(name="local", version="x"), tmp_path / "m")
+    assert resolve_model(str(tmp_path / "m"), lake=registry).version == "x"
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("models:/nope@champion", "no registered model 'nope'"),
+        ("models:/tiny@staging", "has no alias 'staging'"),
+        ("s3://bucket/model", "unsupported model URI"),
+    ],
+)
+def test_resolve_model_errors_match_load_model(registry: Lake, uri: str, message: str) -> None:
+    from pipelines.model import resolve_model
+
+    with pytest.raises(ModelNotFoundError, match=message) as err:
+        resolve_model(uri, lake=registry)
+    assert uri in str(err.value) and "\n" not in str(err.value)
+
+
+def test_resolve_model_catches_a_corrupted_artifact_before_any_worker_starts(tmp_path: Path) -> None:
+    from pipelines.model import resolve_model
+
+    lake = Lake(str(tmp_path))
+    register_model(TinyModel(), lake=lake, name="c")
+    weights = _artifact_dir(lake, "c", "1") / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelNotFoundError, match=r"models:/c@champion.*corrupted artifact: weights.safetensors"):
+        resolve_model("models:/c@champion", lake=lake)
+
+
+def test_starter_preprocessor_from_files_needs_no_torch(tmp_path: Path) -> None:
+    """Drivers and preprocessing workers build the starter preprocessor without torch."""
+    import subprocess
+
+    tok = Path(tmp_path / "m" / "text_tower")
+    tok.mkdir(parents=True)
+    from pipelines.model.towers import minilm_path
+
+    tok.joinpath("tokenizer.json").write_text((minilm_path() / "tokenizer.json").read_text())
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "from pathlib import Path\n"
+        "from dataclasses import asdict\n"
+        "from pipelines.model.starter_config import StarterConfig, preprocessor_from_files\n"
+        f"pre = preprocessor_from_files(Path({str(tmp_path / 'm')!r}), config={{'starter': asdict(StarterConfig())}})\n"
+        "out = pre({'content_id': ['a'], 'content_type': ['TEXT'], 'language': ['en'], 'text': ['hello world'],"
+        " 'image': [None], 'frames': [None]})\n"
+        "assert out.index == [0] and out.n_tokens[0] > 2, out\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
