@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -14,8 +15,7 @@ from pipelines.backfill.config import BackfillConfig
 from pipelines.backfill.plan import Plan, make_plan
 from pipelines.backfill.stages import READ_COLUMNS, Preprocess, ReadRows, Score
 from pipelines.lake import table_exists
-from pipelines.model import check_heads, load_model
-from pipelines.model.interface import ScoringModel
+from pipelines.model import ModelRef, check_heads, resolve_model
 from pipelines.policy import Pack, load_pack, record_pack
 from pipelines.tracking import job_run
 
@@ -52,7 +52,28 @@ class BackfillSummary:
         )
 
 
-PREPROCESS_CPUS = 0.5
+# Blocks between stages stay small, so a file's rows reach the scorers in many pieces that
+# every actor can take as it frees up (Ray Data otherwise merges a map task's output into
+# blocks of up to 128 MiB: one block, one task, one busy actor, the others idle).
+BLOCK_BYTES = 256 * 1024
+PREPROCESS_ROWS = 64
+
+
+def cpu_scorers(cpus: float, requested: int | None = None) -> tuple[int, float, int]:
+    """(scoring actors, CPUs each reserves, torch threads each) for a CPU-only cluster.
+
+    The actors reserve all the CPUs and the light preprocessing tasks none (their number is
+    capped instead): a job whose actors cannot start yet because another job holds the CPUs
+    then waits for them, rather than holding a CPU its own actors need (a deadlock). For a
+    model of the starter's size processes beat intra-op threads (on 2 cores, two 1-thread
+    processes score 1.27x the rows of one 2-thread process), so actors are narrow: 1 thread
+    each below 16 CPUs, at most 4 on big nodes (each actor holds a copy of the model).
+    """
+    if requested:
+        return requested, cpus / requested, max(1, round(cpus / requested))
+    threads = min(4, max(1, int(cpus // 8)))
+    scorers = max(1, round(cpus / threads))
+    return scorers, cpus / scorers, threads
 
 
 def _ensure_ray(address: str | None) -> None:
@@ -70,7 +91,7 @@ def _gpus() -> int:
 
 
 def _score_with_ray(
-    config: BackfillConfig, plan: Plan, lineage: Lineage, pack: Pack, model: ScoringModel
+    config: BackfillConfig, plan: Plan, lineage: Lineage, pack: Pack, model: ModelRef
 ) -> dict[str, int]:
     import ray
     from deltalake import DeltaTable
@@ -80,29 +101,31 @@ def _score_with_ray(
     chunk_of_id = dict(zip(plan.to_score["content_id"].to_list(), plan.to_score["chunk_id"].to_list(), strict=True))
     gpus = _gpus()
     cpus = float(ray.cluster_resources().get("CPU", 1))
+    cpu_stage: dict[str, Any]
     if gpus:
         scorers = config.num_scorers or gpus
-        actor_cpus = 1.0
+        actor_cpus, threads = 1.0, 1
+        cpu_stage = {"num_cpus": 1}  # the CPUs beside the GPUs preprocess
     else:
-        # CPU-only: scoring is the heavy stage and preprocessing is light, so scoring actors
-        # take all but half a CPU (one actor per 8 CPUs) and preprocessing tasks half a CPU.
-        scorers = config.num_scorers or max(1, int(cpus // 8))
-        actor_cpus = min(8.0, max(1.0, (cpus - PREPROCESS_CPUS) / scorers))
-    model_uri = f"models:/{model.name}/{model.version}" if config.model_uri.startswith("models:/") else config.model_uri
+        scorers, actor_cpus, threads = cpu_scorers(cpus, config.num_scorers)
+        cpu_stage = {"num_cpus": 0, "compute": ray.data.TaskPoolStrategy(size=max(1, int(cpus // 4)))}
 
     # One item per pinned file, read by our own streaming reader: no listing stage, no
     # full-CPU read tasks competing with the scoring actors for the CPUs they reserved.
     ds: ray.data.Dataset = ray.data.from_items([{"path": f} for f in files], override_num_blocks=max(1, len(files)))
-    ds = ds.map_batches(ReadRows(chunk_of_id, list(READ_COLUMNS)), batch_size=1, num_cpus=PREPROCESS_CPUS)
+    ds.context.target_max_block_size = BLOCK_BYTES  # this dataset only, inherited downstream
+    ds = ds.map_batches(ReadRows(chunk_of_id, list(READ_COLUMNS)), batch_size=1, **cpu_stage)
     ds = ds.map_batches(
-        Preprocess(model.preprocessor()), batch_format="pyarrow", batch_size=64, num_cpus=PREPROCESS_CPUS
+        Preprocess(model.preprocessor(config.lake)), batch_format="pyarrow", batch_size=PREPROCESS_ROWS, **cpu_stage
     )
     ds = ds.map_batches(
         Score,
-        fn_constructor_kwargs={"model_uri": model_uri, "lake_root": config.lake.root, "num_cpus": actor_cpus},
+        fn_constructor_kwargs={"model": model, "lake_root": config.lake.root, "threads": threads},
         batch_format="pyarrow",
         batch_size=config.batch_rows,
-        concurrency=scorers,
+        # At most two batches queued per actor: the first actor up must not take the whole
+        # backlog while the others are still loading the model.
+        compute=ray.data.ActorPoolStrategy(size=scorers, max_tasks_in_flight_per_actor=2),
         num_cpus=actor_cpus,
         num_gpus=1 if gpus else 0,
         # A scoring actor that dies is restarted and its batch retried: nothing is lost.
@@ -119,7 +142,7 @@ def _score_with_ray(
             "expected": plan.expected_rows(),
         },
         batch_format="pyarrow",
-        concurrency=1,
+        compute=ray.data.ActorPoolStrategy(size=1),
         num_cpus=0,
     )
     totals = {"scored": 0, "dead": 0, "decisions": 0, "chunks": 0}
@@ -162,7 +185,7 @@ def run_backfill(config: BackfillConfig, *, ray_address: str | None = None) -> B
     started = time.monotonic()
     lake = config.lake
     pack = load_pack(config.policy)
-    model = load_model(config.model_uri, lake=lake)
+    model = resolve_model(config.model_uri, lake=lake)  # weights load in the scoring actors only
     check_heads(model, [p.head for p in pack.policies], uri=config.model_uri)
     with job_run(lake, job="backfill", tags={"model": f"{model.name}/{model.version}"}) as run:
         record_pack(lake, pack, run_id=run.run_id)

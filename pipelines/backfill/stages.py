@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.model.interface import INPUT_COLUMNS, PreparedBatch, Preprocessor, ScoringModel
+from pipelines.model.store import ModelRef
 
 META = ("content_id", "created_at", "region", "markets", "language", "content_type")
 ERROR_COLUMNS = ("error_stage", "error_class", "error_message")
@@ -135,15 +136,14 @@ def _prepare_one_by_one(pre: Preprocessor, cols: dict[str, list[Any]], n: int, f
 class Score:
     """Actor: loads the model once, scores prepared rows, passes failed rows through."""
 
-    def __init__(self, model_uri: str, lake_root: str, num_cpus: float) -> None:
+    def __init__(self, model: ModelRef, lake_root: str, threads: int) -> None:
         import torch
 
         from pipelines.lake import Lake
-        from pipelines.model import load_model
 
-        # Pin torch to the CPUs Ray gave this actor, so two actors on two cores don't fight.
-        torch.set_num_threads(max(1, round(num_cpus)))
-        self.model: ScoringModel = load_model(model_uri, lake=Lake(lake_root))
+        # Pin torch's threads to this actor's share of the CPUs, so actors on shared cores don't fight.
+        torch.set_num_threads(threads)
+        self.model: ScoringModel = model.load(Lake(lake_root))
         if torch.cuda.is_available():
             self.model = self.model.to("cuda")
         self.pid = os.getpid()

@@ -169,7 +169,7 @@ def test_crash_between_scores_and_decisions_commit_is_repaired_by_the_next_run(
     from pipelines.backfill.config import BackfillConfig
     from pipelines.backfill.plan import make_plan
     from pipelines.backfill.stages import READ_COLUMNS, Preprocess, Score
-    from pipelines.model import load_model
+    from pipelines.model import load_model, resolve_model
 
     lake = copy_lake(pristine, tmp_path / "lake")
     pack = load_default_pack()
@@ -188,7 +188,8 @@ def test_crash_between_scores_and_decisions_commit_is_repaired_by_the_next_run(
         .with_columns(pl.lit(0, pl.Int64).alias("chunk_id"))
     )
     # What the commit actor would hold for chunk 0, computed by the same stages in-process.
-    scored = pl.from_arrow(Score(TINY_URI, lake.root, 1)(Preprocess(model.preprocessor())(rows.to_arrow())))
+    ref = resolve_model(TINY_URI, lake=lake)
+    scored = pl.from_arrow(Score(ref, lake.root, 1)(Preprocess(model.preprocessor())(rows.to_arrow())))
     assert isinstance(scored, pl.DataFrame)
     ok = scored.filter(pl.col("error_class").is_null())
     lineage = Lineage(
