@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=positive_int, help="score at most N rows of the selection")
     p.add_argument("--chunk-rows", type=positive_int, default=2000, help="rows per exactly-once commit (default 2000)")
     p.add_argument("--batch-rows", type=positive_int, default=256, help="rows per scoring call (default 256)")
-    p.add_argument("--scorers", type=positive_int, help="scoring actors (default: one per GPU, else one)")
+    p.add_argument(
+        "--scorers",
+        type=positive_int,
+        help="scoring actors (default: one per GPU; on CPUs one 1-thread actor per CPU below 16 CPUs, 4-thread actors on big nodes)",
+    )
     p.add_argument("--retry-dead-letters", action="store_true", help="score rows an earlier run dead-lettered")
     p.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="existing Ray cluster (default: local)")
     p.set_defaults(run=run)

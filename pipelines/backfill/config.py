@@ -24,7 +24,7 @@ class BackfillConfig:
     chunk_rows: rows per exactly-once commit; smaller chunks lose less work to a crash.
     batch_rows: rows per scoring call (the model packs them by length inside).
     retry_dead_letters: score again rows that an earlier run dead-lettered.
-    num_scorers: scoring actors (default: one per GPU, else one).
+    num_scorers: scoring actors (default: one per GPU, else see :func:`pipelines.backfill.run.cpu_scorers`).
     """
 
     lake: Lake
