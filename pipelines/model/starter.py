@@ -197,7 +197,11 @@ class StarterModel(ScoringModel):
     def score(self, prepared: PreparedBatch) -> np.ndarray:
         if len(prepared) == 0:
             return np.zeros((0, len(self.heads)), dtype=np.float32)
-        return self.score_features(*self.encode_towers(prepared))
+        # On a GPU the towers and the fusion run under bf16 autocast (the Triton kernel
+        # accumulates in fp32); the CPU path stays fp32, which the GPU scores are checked against.
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
+        with ctx:
+            return self.score_features(*self.encode_towers(prepared))
 
     def tower_digest(self) -> str:
         """Identifies the frozen towers and their inputs (keys the training feature cache)."""
