@@ -325,7 +325,6 @@ class ModelRef:
     store: workers then download them through the registry.
     """
 
-    uri: str
     name: str
     version: str
     heads: tuple[str, ...]
@@ -378,7 +377,6 @@ def resolve_model(uri: str, *, lake: Lake) -> ModelRef:
         meta = read_model_json(folder, where=where)
         _verify_files(Path(folder), meta["files"], where)
     return ModelRef(
-        uri=uri,
         name=name or str(meta["name"]),
         version=version or str(meta["version"]),
         heads=tuple(meta["heads"]),
