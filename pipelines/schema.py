@@ -78,7 +78,10 @@ SCORES = pa.schema(
 )
 
 AUTOMATED = ("FULLY", "PARTIALLY", "NOT_AUTOMATED")
-SOURCES = ("model", "human_review", "appeal")
+# Decision sources (contract). The current decision of a key is the latest decision of the
+# highest-precedence source present: appeal > human_review > hash_match > model
+# (pipelines/current.py holds that one rule).
+SOURCES = ("model", "hash_match", "human_review", "appeal")
 ACTIONS = ("none", "review", "label", "demote", "age_restrict", "remove")
 
 DECISIONS = pa.schema(
@@ -164,6 +167,64 @@ REVIEW_LABELS = pa.schema(
     ]
 )
 
+# One row per decoded image or keyframe of a backfilled item (contract name). Keyed by
+# (content_id, frame), not by model version: media is hashed once, whatever model scores it.
+# frame is -1 for an item's image and 0.. for its keyframes. Hashes never leave the lake:
+# reports and statements cite content ids only.
+MEDIA_HASHES = pa.schema(
+    [
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("pdq", pa.binary(32), nullable=False),
+        pa.field("quality", pa.int32(), nullable=False),
+        pa.field("content_sha256", pa.string()),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source_version", pa.int64(), nullable=False),
+        pa.field("hashed_at", TS, nullable=False),
+    ]
+)
+
+# Hash lists ("banks"), one row per entry and list version (contract name). An entry is
+# retracted by a later row with retracted=True; the bank's list version counts its imports.
+HASH_BANKS = pa.schema(
+    [
+        pa.field("bank_id", pa.string(), nullable=False),
+        pa.field("pdq", pa.binary(32), nullable=False),
+        pa.field("external_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("added_at", TS, nullable=False),
+        pa.field("list_version", pa.int64(), nullable=False),
+        pa.field("retracted", pa.bool_(), nullable=False),
+        pa.field("import_sha256", pa.string(), nullable=False),
+    ]
+)
+
+# Internal complaints (DSA Art. 20), one row per complaint (contract name).
+COMPLAINT_BASES = (
+    "visibility",
+    "provision",
+    "account",
+    "monetisation",
+    "notice_no_action",
+    "trusted_flagger_no_action",
+)
+COMPLAINT_OUTCOMES = ("upheld", "partially_reversed", "reversed", "omitted")
+COMPLAINTS = pa.schema(
+    [
+        pa.field("complaint_id", pa.string(), nullable=False),
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("market", pa.string(), nullable=False),
+        pa.field("policy_id", pa.string(), nullable=False),
+        pa.field("lodged_at", TS, nullable=False),
+        pa.field("basis", pa.string(), nullable=False),
+        pa.field("outcome", pa.string()),  # null while pending
+        pa.field("resolved_at", TS),
+        pa.field("new_action", pa.string()),
+        pa.field("import_sha256", pa.string(), nullable=False),
+        pa.field("ingested_at", TS, nullable=False),
+    ]
+)
+
 # Lake folder name -> schema. `backlog` is only the default home of input content.
 TABLES: dict[str, pa.Schema] = {
     "backlog": BACKLOG,
@@ -174,6 +235,9 @@ TABLES: dict[str, pa.Schema] = {
     "policy_packs": POLICY_PACKS,
     "review_samples": REVIEW_SAMPLES,
     "review_labels": REVIEW_LABELS,
+    "media_hashes": MEDIA_HASHES,
+    "hash_banks": HASH_BANKS,
+    "complaints": COMPLAINTS,
 }
 
 # Columns a user's backlog must have; `markets`, `frames` and `image` may be absent
