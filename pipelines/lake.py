@@ -3,20 +3,28 @@
 A lake is one root folder (or URI) holding every table of one deployment. Tables are
 created with log and deleted-file retention long enough for audits, so time travel to any
 version inside the audit period keeps working; nothing in this project vacuums.
+
+A lake on an object store (``s3://bucket/prefix``) takes its credentials and endpoint from
+the standard environment variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_REGION``, ``AWS_ENDPOINT_URL``...), read alike by deltalake, polars, pyarrow and boto3
+(MLflow's S3 artifact store). Its MLflow tracking store must be given separately
+(``tracking_uri``, else ``$MLFLOW_TRACKING_URI``): sqlite cannot live on S3. Model
+artifacts still go under the lake (``s3://bucket/prefix/mlartifacts``).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
 from pipelines.errors import BadConfigError
 from pipelines.schema import TABLES
+from pipelines.storage import is_remote, join, local_path
 
 DEFAULT_RETENTION_DAYS = 3650  # ten years: longer than any audit period we know of
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 @dataclass(frozen=True)
@@ -25,18 +33,25 @@ class Lake:
 
     root: a local folder or an object-store URI (``s3://``, ``gs://``, ``abfss://``).
     retention_days: Delta log and deleted-file retention set on tables this lake creates.
+    tracking_uri: the MLflow tracking and registry store. Default: ``ROOT/mlflow.db`` (sqlite)
+        for a local lake; ``$MLFLOW_TRACKING_URI`` for an object-store lake, which has no
+        default (jobs rebuild a lake from its root on Ray workers, so the environment is
+        what carries it there).
     """
 
     root: str
     retention_days: int = DEFAULT_RETENTION_DAYS
+    tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
         if self.retention_days < 1:
             raise BadConfigError(f"retention_days must be >= 1, got {self.retention_days}")
+        if self.tracking_uri is None and not self.is_local and os.environ.get(TRACKING_URI_ENV):
+            object.__setattr__(self, "tracking_uri", os.environ[TRACKING_URI_ENV])
 
     @property
     def is_local(self) -> bool:
-        return "://" not in self.root or self.root.startswith("file://")
+        return not is_remote(self.root)
 
     def path(self, table: str) -> str:
         """The URI of one table; ``table`` is a key of :data:`pipelines.schema.TABLES`."""
@@ -46,15 +61,42 @@ class Lake:
 
     @property
     def mlflow_uri(self) -> str:
-        return f"sqlite:///{Path(self.root).resolve() / 'mlflow.db'}"
+        """The MLflow tracking and registry URI (raises BadConfigError for an object-store lake without one)."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        if self.is_local:
+            return f"sqlite:///{local_path(self.root).resolve() / 'mlflow.db'}"
+        raise BadConfigError(
+            f"--lake {self.root}: MLflow's sqlite store cannot live on an object store; pass --tracking-uri "
+            f"(e.g. sqlite:////var/lib/trustbatch/mlflow.db or http://mlflow:5000) or set {TRACKING_URI_ENV}"
+        )
 
     @property
     def artifacts_uri(self) -> str:
-        return (Path(self.root).resolve() / "mlartifacts").as_uri()
+        """Where MLflow keeps this lake's artifacts (models): ``ROOT/mlartifacts``."""
+        if self.is_local:
+            return (local_path(self.root).resolve() / "mlartifacts").as_uri()
+        return join(self.root, "mlartifacts")
 
     @property
     def reports(self) -> str:
-        return f"{self.root.rstrip('/')}/reports"
+        return join(self.root, "reports")
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        """deltalake storage options for this lake's tables: the one place that decides them.
+
+        Credentials and endpoint are not here: deltalake reads them from the environment, and
+        merges these options on top. On S3, ``conditional_put=etag`` makes a commit a
+        put-if-absent of the next log entry, so of two writers on the same version exactly one
+        wins and the other gets ``CommitFailedError``. deltalake 1.6 already defaults to it;
+        stating it keeps a changed default, or an ``AWS_CONDITIONAL_PUT`` in the environment
+        (which deltalake reads, and which these options override), from changing how commits
+        are made.
+        """
+        if self.root.startswith(("s3://", "s3a://")):
+            return {"conditional_put": "etag"}
+        return {}
 
     def table_config(self) -> dict[str, str]:
         days = self.retention_days
@@ -64,15 +106,21 @@ class Lake:
         }
 
 
-def open_lake(root: str, *, create: bool = True, retention_days: int = DEFAULT_RETENTION_DAYS) -> Lake:
+def open_lake(
+    root: str,
+    *,
+    create: bool = True,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
+    tracking_uri: str | None = None,
+) -> Lake:
     """Check that ``root`` is usable and return its :class:`Lake`.
 
     A local root is created if missing; an unwritable one fails here, with the path, before
-    any work starts.
+    any work starts. ``tracking_uri``: see :class:`Lake`.
     """
-    lake = Lake(root=root, retention_days=retention_days)
+    lake = Lake(root=root, retention_days=retention_days, tracking_uri=tracking_uri or None)
     if lake.is_local and create:
-        p = Path(root.removeprefix("file://"))
+        p = local_path(root)
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -84,11 +132,11 @@ def open_lake(root: str, *, create: bool = True, retention_days: int = DEFAULT_R
     return lake
 
 
-def table_exists(uri: str) -> bool:
+def table_exists(uri: str, storage_options: dict[str, str] | None = None) -> bool:
     """Whether a Delta table exists at ``uri``."""
     from deltalake import DeltaTable
 
-    return bool(DeltaTable.is_deltatable(uri))
+    return bool(DeltaTable.is_deltatable(uri, storage_options=storage_options or None))
 
 
 def ensure_table(lake: Lake, table: str, schema: pa.Schema | None = None) -> str:
@@ -97,7 +145,8 @@ def ensure_table(lake: Lake, table: str, schema: pa.Schema | None = None) -> str
     from deltalake.exceptions import DeltaError
 
     uri = lake.path(table)
-    if table_exists(uri):
+    options = lake.storage_options or None
+    if table_exists(uri, options):
         return uri
     try:
         DeltaTable.create(
@@ -105,9 +154,10 @@ def ensure_table(lake: Lake, table: str, schema: pa.Schema | None = None) -> str
             schema=schema if schema is not None else TABLES[table],
             mode="ignore",
             configuration=lake.table_config(),
+            storage_options=options,
         )
     except DeltaError:
         # Another writer created it between our check and our create: that is fine.
-        if not table_exists(uri):
+        if not table_exists(uri, options):
             raise
     return uri

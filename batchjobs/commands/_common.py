@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 
 from pipelines.errors import BadConfigError
+from pipelines.lake import TRACKING_URI_ENV, Lake, open_lake
 
 
 def timestamp(value: str) -> datetime:
@@ -29,8 +31,28 @@ def positive_int(value: str) -> int:
     return n
 
 
-def add_lake(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lake", required=True, help="lake root folder (tables, MLflow store, reports)")
+def add_lake(parser: argparse.ArgumentParser, *, help: str = "lake root: a folder or s3://bucket/prefix") -> None:
+    """``--lake`` and ``--tracking-uri``; build the lake with :func:`lake_from_args`."""
+    parser.add_argument("--lake", required=True, help=help)
+    parser.add_argument(
+        "--tracking-uri",
+        dest="tracking_uri",
+        default=None,
+        help=f"MLflow tracking/registry URI (default: LAKE/mlflow.db for a folder lake; ${TRACKING_URI_ENV}, "
+        "required, for an s3:// lake)",
+    )
+
+
+def lake_from_args(args: argparse.Namespace, *, create: bool = True) -> Lake:
+    """The lake of ``--lake`` / ``--tracking-uri``.
+
+    A given tracking URI is also put into this process's environment: Ray workers and Serve
+    replicas rebuild the lake from its root and find the URI there (the local Ray this job
+    starts inherits it; ``pipelines.ray_connect.connect`` forwards it to a cluster's workers).
+    """
+    if args.tracking_uri:
+        os.environ[TRACKING_URI_ENV] = args.tracking_uri
+    return open_lake(args.lake, create=create, tracking_uri=args.tracking_uri)
 
 
 def require(condition: bool, message: str) -> None:

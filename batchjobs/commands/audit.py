@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from batchjobs.commands._common import add_lake, timestamp
+from batchjobs.commands._common import add_lake, lake_from_args, timestamp
 from pipelines.audit import AuditConfig, run_audit
 from pipelines.audit.config import BREAKDOWNS
 from pipelines.errors import BadInputError
-from pipelines.lake import open_lake, table_exists
+from pipelines.lake import table_exists
 
 
 def _names(value: str) -> list[str]:
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    lake = open_lake(args.lake, create=False)
+    lake = lake_from_args(args, create=False)
     if not table_exists(lake.path("decisions")):
         raise BadInputError(f"no decisions table at {lake.path('decisions')}: run `batchjobs backfill` first")
     config = AuditConfig(

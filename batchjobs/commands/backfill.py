@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from batchjobs.commands._common import add_lake, positive_int, timestamp
+from batchjobs.commands._common import add_lake, lake_from_args, positive_int, timestamp
 from pipelines.backfill import DEFAULT_MODEL_URI, BackfillConfig, run_backfill
-from pipelines.lake import open_lake
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = BackfillConfig(
-        lake=open_lake(args.lake),
+        lake=lake_from_args(args),
         backlog=args.backlog,
         model_uri=args.model,
         policy=args.policy,

@@ -11,14 +11,19 @@ import argparse
 import sys
 import time
 
-from batchjobs.commands._common import positive_int
+from batchjobs.commands._common import lake_from_args, positive_int
 from pipelines.heads import DEFAULT_HEADS
-from pipelines.lake import Lake, open_lake, table_exists
+from pipelines.lake import TRACKING_URI_ENV, Lake, table_exists
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate, train, backfill, sweep and audit a demo lake end to end")
-    p.add_argument("--lake", default="demo-lake", help="lake folder (default: ./demo-lake)")
+    p.add_argument("--lake", default="demo-lake", help="lake folder or s3://bucket/prefix (default: ./demo-lake)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help=f"MLflow tracking URI (default: LAKE/mlflow.db; ${TRACKING_URI_ENV}, required, for an s3:// lake)",
+    )
     p.add_argument(
         "--rows",
         type=positive_int,
@@ -110,7 +115,7 @@ def _audit(lake: Lake, args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    lake = open_lake(args.lake)
+    lake = lake_from_args(args)
     _generate(lake, args)
     model_uri = _train(lake, args)
     _backfill(lake, model_uri)

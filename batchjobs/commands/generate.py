@@ -7,8 +7,8 @@ import sys
 import time
 from typing import Any
 
+from batchjobs.commands._common import add_lake, lake_from_args
 from pipelines.generate import GenerateConfig, generate_backlog
-from pipelines.lake import open_lake
 
 PROGRESS_MIN_ROWS = 20_000  # smaller runs finish in a few seconds: no progress lines
 PROGRESS_EVERY_S = 2.0
@@ -16,7 +16,7 @@ PROGRESS_EVERY_S = 2.0
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("generate", help="generate a synthetic backlog with ground truth into a lake")
-    p.add_argument("--lake", required=True, help="lake root folder; must not already hold a backlog")
+    add_lake(p, help="lake root (a folder or s3://bucket/prefix); must not already hold a backlog")
     p.add_argument("--rows", type=int, required=True, help="number of good rows (1 to 100,000,000)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same rows (default 0)")
     p.add_argument("--bad-rows", type=int, default=0, help="malformed rows to add, all kinds in turn (default 0)")
@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = GenerateConfig(rows=args.rows, seed=args.seed, bad_rows=args.bad_rows, enrich=args.enrich)
-    lake = open_lake(args.lake)
+    lake = lake_from_args(args)
     total = config.rows + config.bad_rows
 
     last = [0.0]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from batchjobs.commands._common import add_lake, positive_int, timestamp
+from batchjobs.commands._common import add_lake, lake_from_args, positive_int, timestamp
 from pipelines.audit import SampleConfig, ingest_labels_csv, ingest_labels_from_ground_truth, sample_for_review
 from pipelines.errors import BadConfigError
-from pipelines.lake import open_lake
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_sample(args: argparse.Namespace) -> int:
     config = SampleConfig(
-        lake=open_lake(args.lake, create=False),
+        lake=lake_from_args(args, create=False),
         per_stratum=args.per_stratum,
         seed=args.seed,
         oversample=args.oversample,
@@ -45,7 +44,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    lake = open_lake(args.lake, create=False)
+    lake = lake_from_args(args, create=False)
     if args.from_ground_truth == bool(args.file):
         raise BadConfigError("give either a labels CSV file or --from-ground-truth (not both, not neither)")
     summary = ingest_labels_from_ground_truth(lake) if args.from_ground_truth else ingest_labels_csv(lake, args.file)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from batchjobs.commands._common import add_lake, positive_int
+from batchjobs.commands._common import add_lake, lake_from_args, positive_int
 from pipelines.errors import BadConfigError
-from pipelines.lake import open_lake
 from pipelines.serve import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, Limits, LogConfig, ServeConfig, load_token
 from pipelines.serve.config import DEFAULT_MODEL_URI
 
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadConfigError(str(exc)) from None
     config = ServeConfig(
-        lake=open_lake(args.lake),
+        lake=lake_from_args(args),
         model_uri=args.model,
         policy=args.policy,
         host=args.host,

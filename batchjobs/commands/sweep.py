@@ -6,8 +6,7 @@ import argparse
 
 import polars as pl
 
-from batchjobs.commands._common import add_lake, positive_int, timestamp
-from pipelines.lake import open_lake
+from batchjobs.commands._common import add_lake, lake_from_args, positive_int, timestamp
 from pipelines.sweep import SweepConfig, run_sweep
 
 
@@ -34,7 +33,7 @@ def _print_counts(summary: pl.DataFrame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = SweepConfig(
-        lake=open_lake(args.lake, create=False),
+        lake=lake_from_args(args, create=False),
         policy=args.policy,
         since=args.since,
         until=args.until,

@@ -7,13 +7,12 @@ import math
 import sys
 from typing import Any
 
-from batchjobs.commands._common import positive_int
-from pipelines.lake import open_lake
+from batchjobs.commands._common import add_lake, lake_from_args, positive_int
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train the starter model, evaluate it on held-out data, register it")
-    p.add_argument("--lake", required=True, help="lake root folder (backlog, labels, MLflow store)")
+    add_lake(p, help="lake root: a folder or s3://bucket/prefix (backlog, labels, model artifacts)")
     p.add_argument("--model-name", default="starter", help="registered model name (default starter)")
     p.add_argument(
         "--labels",
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         seed=args.seed,
     )
-    lake = open_lake(args.lake)
+    lake = lake_from_args(args)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
