@@ -26,6 +26,7 @@ from pipelines.audit.sor import restrictive_rows, write_jsonl
 from pipelines.audit.versions import Pinned, pin_tables
 from pipelines.errors import BadConfigError
 from pipelines.policy import Pack
+from pipelines.storage import join, staged_dir
 
 GROUPS: tuple[str, ...] = tuple(mk.GROUPS)
 REPORT_FILES = ("report.parquet", "report.json", "index.html", "statements_of_reasons.jsonl")
@@ -318,12 +319,34 @@ def _finite(frame: pl.DataFrame) -> list[dict[str, object]]:
 def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True) -> AuditResult:
     """Compute the audit and write report.parquet, report.json, index.html and statements_of_reasons.jsonl.
 
-    Files are written into a temporary folder beside the output and moved into place, so a
-    reader never sees half a report.
+    The output is a folder or an object-store URI (``config.out_dir()``); see :func:`_write`.
     """
     t0 = time.perf_counter()
     result = compute(config)
-    out = Path(config.out_dir())
+    out_uri = config.out_dir()
+    with staged_dir(out_uri) as out:  # the folder itself, or one uploaded to an object-store URI
+        written = _write(result, out, html=html, statements=statements)
+    return AuditResult(
+        out_dir=out_uri,
+        report_parquet=join(out_uri, "report.parquet"),
+        report_json=join(out_uri, "report.json"),
+        index_html=join(out_uri, "index.html") if html else None,
+        statements=join(out_uri, "statements_of_reasons.jsonl") if statements else None,
+        rows=result.rows.height,
+        decisions=int(result.rows.filter(pl.col("region_kind") == "market")["decisions"].sum()),
+        statements_written=written,
+        labelled_units=int(result.lineage.get("labelled_units") or 0),  # type: ignore[call-overload]
+        versions={t: v["version"] for t, v in result.lineage["table_versions"].items()},  # type: ignore[attr-defined]
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _write(result: Computed, out: Path, *, html: bool, statements: bool) -> int:
+    """Write the report files into the local folder ``out``; returns the statements written.
+
+    Files are written into a temporary folder beside ``out`` and moved into place, so a
+    reader never sees half a report.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".audit-", dir=out.parent))
     try:
@@ -353,19 +376,7 @@ def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True
                 os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return AuditResult(
-        out_dir=str(out),
-        report_parquet=str(out / "report.parquet"),
-        report_json=str(out / "report.json"),
-        index_html=str(out / "index.html") if html else None,
-        statements=str(out / "statements_of_reasons.jsonl") if statements else None,
-        rows=result.rows.height,
-        decisions=int(result.rows.filter(pl.col("region_kind") == "market")["decisions"].sum()),
-        statements_written=written,
-        labelled_units=int(result.lineage.get("labelled_units") or 0),  # type: ignore[call-overload]
-        versions={t: v["version"] for t, v in result.lineage["table_versions"].items()},  # type: ignore[attr-defined]
-        seconds=time.perf_counter() - t0,
-    )
+    return written
 
 
 __all__ = ["UNKNOWN", "AuditResult", "Computed", "compute", "run_audit"]

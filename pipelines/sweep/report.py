@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 
 from pipelines.report import Section, bar_chart, heatmap, lineage_block, page, paragraph, table
+from pipelines.storage import staged_dir
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pipelines.sweep.run import SweepPlan
 
 _SUMMARY_COLS = (
@@ -20,9 +22,16 @@ _SUMMARY_COLS = (
 
 
 def write_report(
+    out_uri: str, plan: SweepPlan, summ: pl.DataFrame, mat: pl.DataFrame, lineage: dict[str, object], diff_words: str
+) -> None:
+    """Write the report into the folder or object-store URI ``out_uri``."""
+    with staged_dir(out_uri) as out:
+        _write(out, plan, summ, mat, lineage, diff_words)
+
+
+def _write(
     out: Path, plan: SweepPlan, summ: pl.DataFrame, mat: pl.DataFrame, lineage: dict[str, object], diff_words: str
 ) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     summ.write_parquet(out / "summary.parquet")
     mat.write_parquet(out / "transitions.parquet")
     doc = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import polars as pl
 
@@ -221,7 +220,7 @@ def run_sweep(config: SweepConfig) -> SweepResult:
         out = config.out or f"{lake.reports}/sweep-{plan.old_pack.policy_version}-{new.policy_version}"
         from pipelines.sweep.report import write_report
 
-        write_report(Path(out), plan, summ, mat, lineage, describe(plan.changes, plan.old_pack, new))
+        write_report(out, plan, summ, mat, lineage, describe(plan.changes, plan.old_pack, new))
     return SweepResult(plan, summ, mat, run.run_id, out, written, time.monotonic() - started, lineage)
 
 
