@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_lake(i)
     i.add_argument("file", nargs="?", help="labels CSV")
     i.add_argument("--from-ground-truth", action="store_true", help="label samples from ground_truth (generated data)")
+    i.add_argument(
+        "--as-decisions",
+        action="store_true",
+        help="also write the labels as decisions of record (source human_review; docs/transparency.md)",
+    )
     i.set_defaults(run=run_ingest)
 
 
@@ -49,4 +54,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         raise BadConfigError("give either a labels CSV file or --from-ground-truth (not both, not neither)")
     summary = ingest_labels_from_ground_truth(lake) if args.from_ground_truth else ingest_labels_csv(lake, args.file)
     print(summary.line())
+    if args.as_decisions:
+        from pipelines.audit.record import record_review_decisions
+
+        print(record_review_decisions(lake).line())
     return 0
