@@ -18,6 +18,7 @@ from typing import Any
 
 from pipelines.model import check_heads, load_model
 from pipelines.policy import load_pack
+from pipelines.ray_connect import connect
 from pipelines.serve.app import ReplicaSettings, Scorer
 from pipelines.serve.config import APP_NAME, ServeConfig
 
@@ -25,11 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def ensure_ray(address: str | None = None) -> None:
-    """Join ``address`` / ``$RAY_ADDRESS`` if set, else start a local Ray (no-op if connected)."""
-    import ray
+    """Join ``address`` / ``$RAY_ADDRESS`` if set, else start a local Ray (no-op if connected).
 
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    A cluster that does not answer within 60 s fails with one line (see pipelines.ray_connect).
+    """
+    connect(address)
 
 
 def build_app(config: ServeConfig, *, run_id: str | None = None) -> Any:
