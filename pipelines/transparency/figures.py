@@ -23,7 +23,7 @@ from pipelines.audit.packs import load_packs
 from pipelines.audit.review import labelled_units
 from pipelines.audit.versions import Pinned, version_as_of
 from pipelines.complaints.current import AUTOMATED_SOURCES
-from pipelines.errors import BadConfigError
+from pipelines.errors import BadConfigError, BadInputError
 from pipelines.lake import Lake
 from pipelines.policy import Pack
 from pipelines.policy.model import DEFAULT_VISIBILITY, RESTRICTIVE_ACTIONS
@@ -212,6 +212,11 @@ def accuracy(
 
 def compute(lake: Lake, period: Period, *, as_of: datetime, draws: int = 2000, seed: int = 20260101) -> Figures:
     pins = pin(lake, as_of)
+    if pins["decisions"].version is None:
+        raise BadInputError(
+            f"no decisions table at {pins['decisions'].uri} as of {as_of.isoformat()}: run `batchjobs backfill` first, "
+            "or pin a later --as-of"
+        )
     packs = load_packs(pins["policy_packs"])
     policies, visible = policy_table(packs)
     decisions = scan(pins["decisions"])

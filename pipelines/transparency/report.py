@@ -322,9 +322,7 @@ def write_transparency_report(
     try:
         for stem in PARTS:
             template = load_template(stem)
-            rows = expand(template, systems=figures.systems if figures.systems else ("",))
-            for row in rows:
-                row.system = row.system or None
+            rows = expand(template, systems=figures.systems)
             _fill_identity(rows, service, per)
             _clear_values(rows, template.value_start)
             fill = {
