@@ -43,8 +43,11 @@ def add_lake(parser: argparse.ArgumentParser, *, help: str = "lake root: a folde
     )
 
 
-def lake_from_args(args: argparse.Namespace, *, create: bool = True) -> Lake:
+def lake_from_args(args: argparse.Namespace, *, create: bool = True, tracking: bool = False) -> Lake:
     """The lake of ``--lake`` / ``--tracking-uri``.
+
+    ``tracking``: the command records MLflow runs or models, so an object-store lake without a
+    tracking URI fails here, before any work, instead of when the first run is recorded.
 
     A given tracking URI is also put into this process's environment: Ray workers and Serve
     replicas rebuild the lake from its root and find the URI there (the local Ray this job
@@ -52,7 +55,10 @@ def lake_from_args(args: argparse.Namespace, *, create: bool = True) -> Lake:
     """
     if args.tracking_uri:
         os.environ[TRACKING_URI_ENV] = args.tracking_uri
-    return open_lake(args.lake, create=create, tracking_uri=args.tracking_uri)
+    lake = open_lake(args.lake, create=create, tracking_uri=args.tracking_uri)
+    if tracking:
+        _ = lake.mlflow_uri  # raises BadConfigError with what to pass
+    return lake
 
 
 def require(condition: bool, message: str) -> None:

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = BackfillConfig(
-        lake=lake_from_args(args),
+        lake=lake_from_args(args, tracking=True),
         backlog=args.backlog,
         model_uri=args.model,
         policy=args.policy,

@@ -115,7 +115,7 @@ def _audit(lake: Lake, args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    lake = lake_from_args(args)
+    lake = lake_from_args(args, tracking=True)
     _generate(lake, args)
     model_uri = _train(lake, args)
     _backfill(lake, model_uri)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadConfigError(str(exc)) from None
     config = ServeConfig(
-        lake=lake_from_args(args),
+        lake=lake_from_args(args, tracking=True),
         model_uri=args.model,
         policy=args.policy,
         host=args.host,

@@ -33,7 +33,7 @@ def _print_counts(summary: pl.DataFrame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = SweepConfig(
-        lake=lake_from_args(args, create=False),
+        lake=lake_from_args(args, create=False, tracking=True),
         policy=args.policy,
         since=args.since,
         until=args.until,

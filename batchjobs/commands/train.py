@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         seed=args.seed,
     )
-    lake = lake_from_args(args)
+    lake = lake_from_args(args, tracking=True)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -99,3 +99,18 @@ def test_every_lake_command_takes_tracking_uri() -> None:
         ["demo", *lake],
     ):
         assert parser.parse_args(argv).tracking_uri == "sqlite:////t.db", argv
+
+
+def test_commands_that_record_runs_fail_before_any_work_without_a_tracking_uri(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from batchjobs.cli import main
+
+    for argv in (
+        ["train", "--lake", "s3://bucket/p"],
+        ["backfill", "--lake", "s3://bucket/p"],
+        ["sweep", "--lake", "s3://bucket/p", "--policy", "election-eu"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "--tracking-uri" in err, err
