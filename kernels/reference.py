@@ -165,7 +165,9 @@ def hamming_matches_reference(
     parts_i, parts_j, parts_d = [], [], []
     for start in range(0, a.shape[0], step):
         block = a[start : start + step]
-        dist = _popcount64(block[:, None, :] ^ b[None, :, :]).sum(axis=2, dtype=np.int32)
+        dist = np.zeros((block.shape[0], b.shape[0]), dtype=np.int32)
+        for w in range(a.shape[1]):  # word by word: [block, bank] temporaries, not [block, bank, 4]
+            dist += _popcount64(block[:, w, None] ^ b[None, :, w])
         ii, jj = np.nonzero(dist <= threshold)  # row-major: sorted by (i, j)
         parts_i.append(ii + start)
         parts_j.append(jj)
