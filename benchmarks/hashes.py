@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from _machine import machine  # benchmarks/ is on sys.path when run as a script
@@ -48,9 +49,9 @@ def make_data(n_stored: int, n_bank: int, n_planted: int, seed: int) -> tuple[np
     stored = rng.integers(0, 256, (n_stored, 32), dtype=np.uint8)
     bank = rng.integers(0, 256, (n_bank, 32), dtype=np.uint8)
     rows_b = rng.choice(n_bank, size=min(n_planted, n_bank), replace=False)
-    rows_s = rng.integers(0, n_stored, size=rows_b.shape[0])
+    rows_s = rng.integers(0, n_stored, size=rows_b.shape[0]).tolist()
     planted = []
-    for k, (j, i) in enumerate(zip(rows_b.tolist(), rows_s.tolist(), strict=True)):
+    for k, (j, i) in enumerate(zip(rows_b.tolist(), rows_s, strict=True)):
         n_bits = k % 41
         bits = np.unpackbits(stored[i])
         bits[rng.choice(256, n_bits, replace=False)] ^= 1
@@ -59,17 +60,20 @@ def make_data(n_stored: int, n_bank: int, n_planted: int, seed: int) -> tuple[np
     return stored, bank, np.asarray(planted, dtype=np.int64).reshape(-1, 3)
 
 
+T = TypeVar("T")
+
+
 def _pairs(i: np.ndarray, j: np.ndarray, d: np.ndarray) -> set[tuple[int, int, int]]:
     return set(zip(np.asarray(i).tolist(), np.asarray(j).tolist(), np.asarray(d).tolist(), strict=True))
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+def _timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
 
 
-def _timed_cpu(fn: Callable[[], object]) -> tuple[float, float, object]:
+def _timed_cpu(fn: Callable[[], T]) -> tuple[float, float, T]:
     """(wall seconds, CPU seconds of this process over all threads, result): CPU seconds stay
     comparable when other jobs share the cores, wall seconds do not."""
     start, cpu = time.perf_counter(), time.process_time()
@@ -107,10 +111,10 @@ def cpu_part(stored: np.ndarray, bank: np.ndarray, planted: np.ndarray, args: ar
     faiss_set: set[tuple[int, int, int]] = set()
     ours_set: set[tuple[int, int, int]] = set()
     for _ in range(args.repeats):
-        t, c, faiss_set = _timed_cpu(faiss_flat)  # type: ignore[assignment]
+        t, c, faiss_set = _timed_cpu(faiss_flat)
         faiss_s.append(t)
         faiss_cpu.append(c)
-        t, c, ours_set = _timed_cpu(ours)  # type: ignore[assignment]
+        t, c, ours_set = _timed_cpu(ours)
         ours_s.append(t)
         ours_cpu.append(c)
 
@@ -118,7 +122,7 @@ def cpu_part(stored: np.ndarray, bank: np.ndarray, planted: np.ndarray, args: ar
     numpy_s, ref = _timed(
         lambda: hamming_matches_reference(torch.from_numpy(sub), torch.from_numpy(bank), threshold=thr)
     )
-    ref_set = _pairs(*(t.numpy() for t in ref))  # type: ignore[union-attr]
+    ref_set = _pairs(ref[0].numpy(), ref[1].numpy(), ref[2].numpy())
     sub_rows = sub.shape[0]
     faiss_med, ours_med = statistics.median(faiss_s), statistics.median(ours_s)
     truth = {(int(i), int(j), int(d)) for i, j, d in planted if d <= thr}
@@ -180,11 +184,12 @@ def gpu_part(
     recount = np.unpackbits(stored[i] ^ bank[j], axis=1).sum(axis=1) if i.size else np.zeros(0, np.int64)
     sub = stored[: args.numpy_stored]
     ref = hamming_matches_reference(torch.from_numpy(sub), torch.from_numpy(bank), threshold=thr)
-    ref_set = _pairs(*(t.numpy() for t in ref))
+    ref_set = _pairs(ref[0].numpy(), ref[1].numpy(), ref[2].numpy())
     popc = hamming._HAS_POPC
     hamming._HAS_POPC = False
     try:
-        swar = _pairs(*(t.cpu().numpy() for t in kernels.hamming_matches(s_gpu, b_gpu, threshold=thr)))
+        si, sj, sd = kernels.hamming_matches(s_gpu, b_gpu, threshold=thr)
+        swar = _pairs(si.cpu().numpy(), sj.cpu().numpy(), sd.cpu().numpy())
     finally:
         hamming._HAS_POPC = popc
     truth = {(int(a), int(b), int(c)) for a, b, c in planted if c <= thr}
