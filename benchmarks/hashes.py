@@ -49,9 +49,10 @@ def make_data(n_stored: int, n_bank: int, n_planted: int, seed: int) -> tuple[np
     stored = rng.integers(0, 256, (n_stored, 32), dtype=np.uint8)
     bank = rng.integers(0, 256, (n_bank, 32), dtype=np.uint8)
     rows_b = rng.choice(n_bank, size=min(n_planted, n_bank), replace=False)
-    rows_s = rng.integers(0, n_stored, size=rows_b.shape[0]).tolist()
+    rows_s = rng.integers(0, n_stored, size=rows_b.shape[0])
     planted = []
-    for k, (j, i) in enumerate(zip(rows_b.tolist(), rows_s, strict=True)):
+    for k in range(rows_b.shape[0]):
+        i, j = int(rows_s[k]), int(rows_b[k])
         n_bits = k % 41
         bits = np.unpackbits(stored[i])
         bits[rng.choice(256, n_bits, replace=False)] ^= 1
