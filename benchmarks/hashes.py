@@ -49,7 +49,7 @@ def make_data(n_stored: int, n_bank: int, n_planted: int, seed: int) -> tuple[np
     stored = rng.integers(0, 256, (n_stored, 32), dtype=np.uint8)
     bank = rng.integers(0, 256, (n_bank, 32), dtype=np.uint8)
     rows_b = rng.choice(n_bank, size=min(n_planted, n_bank), replace=False)
-    rows_s = rng.integers(0, n_stored, size=rows_b.shape[0])
+    rows_s = np.asarray(rng.integers(0, n_stored, size=rows_b.shape[0]), dtype=np.int64)
     planted = []
     for k in range(rows_b.shape[0]):
         i, j = int(rows_s[k]), int(rows_b[k])
