@@ -17,6 +17,7 @@ import polars as pl
 
 from pipelines import markets as mk
 from pipelines.audit.accuracy import CELL, estimate_domains
+from pipelines.audit.current import COLUMNS as AUDIT_COLUMNS
 from pipelines.audit.current import current_decisions as automated_current
 from pipelines.audit.current import with_strata
 from pipelines.audit.packs import load_packs
@@ -190,7 +191,8 @@ def accuracy(
     units: the audit's review draw. Returns (estimates with a ``language`` column that is
     null on the per-system rows, the systems, the review draw's id).
     """
-    auto = decisions.filter(pl.col("source").is_in(list(AUTOMATED_SOURCES)) & pl.col("market").is_in(list(mk.EEA)))
+    automated = pl.col("source").is_in(list(AUTOMATED_SOURCES)) & pl.col("market").is_in(list(mk.EEA))
+    auto = decisions.filter(automated).select(list(dict.fromkeys([*AUDIT_COLUMNS, "source"])))
     frame = automated_current(auto, before=period.end).filter(pl.col("decided_at") >= period.start)
     frame = with_strata(frame).with_columns(
         pl.concat_str([pl.col("source"), pl.col("model_name")], separator=":").alias("system"),
