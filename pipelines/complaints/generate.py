@@ -32,6 +32,8 @@ OUTCOMES = ("upheld", "partially_reversed", "reversed", "omitted", None)
 WRONG = (0.20, 0.10, 0.60, 0.05, 0.05)
 RIGHT = (0.80, 0.05, 0.05, 0.05, 0.05)
 UNKNOWN = (0.50, 0.075, 0.325, 0.05, 0.05)
+_READ = ("content_id", "market", "policy_id", "action", "decided_at", "source", "policy_version", "model_version",
+         "run_id")  # fmt: skip
 _LESSER = {"remove": "demote", "age_restrict": "label", "demote": "label", "label": "none"}
 
 
@@ -63,7 +65,7 @@ def generate_complaints(
         raise BadInputError(f"no decisions table at {uri}: run a backfill before generating complaints")
     stamp = now or datetime.now(UTC)
     current = (
-        current_decisions(pl.scan_delta(uri), before=stamp)
+        current_decisions(pl.scan_delta(uri).select(_READ), before=stamp)
         .select("content_id", "market", "policy_id", "action", "decided_at")
         .sort("content_id", "market", "policy_id")
         .collect()

@@ -13,7 +13,8 @@ the two commits adds only what is missing.
 Decisions of record (source ``appeal``, ``automated = NOT_AUTOMATED``), one per resolved
 complaint, for the complaint's (content_id, market, policy_id):
 
-- ``upheld``: the complained-of action, now confirmed by a person (a later sweep cannot undo it);
+- ``upheld``: the complained-of restriction, now confirmed by a person (a later sweep cannot
+  undo it); a decision not to restrict (none, review) is confirmed as ``none``;
 - ``reversed`` against a restriction (label, demote, age_restrict, remove): ``none`` (lifted);
 - ``reversed`` against a decision not to restrict (none, review): ``new_action`` when given,
   else the most severe restrictive tier of the policy in the pack version that decided;
@@ -257,7 +258,9 @@ def record_action(outcome: str, previous: str, new_action: str | None, strongest
     restrictive tier (used when a reversal imposes a restriction and no ``new_action`` is given).
     """
     if outcome == "upheld":
-        return previous
+        # A person upheld the decision: a restriction stands; a decision not to restrict (none, or a
+        # review flag) is confirmed as no restriction.
+        return previous if previous in RESTRICTIVE_ACTIONS else "none"
     if outcome == "partially_reversed":
         return new_action
     if outcome == "reversed":

@@ -123,6 +123,7 @@ def _part_own_initiative(rows: list[Row], f: Figures, part: int) -> None:
     cats = _category_rows(rows, column)
     known = _keyword_of(cats)
     m = _assign(_own(f.measures).filter(pl.col("part") == part), known)
+    unknown = _own(f.measures).filter(pl.col("part").is_null()).height
     in_part = {c for _, c, _ in cats}
     applicable = {VISIBILITY_COLUMN[v] for v in f.visibilities if v in VISIBILITY_COLUMN}
     outside = m.filter(~pl.col("category").is_in(list(in_part)))
@@ -152,6 +153,11 @@ def _part_own_initiative(rows: list[Row], f: Figures, part: int) -> None:
             )
             if outside.height:
                 note += f" {outside.height} measures fall under categories this part has no row for (in TOTAL only)."
+            if unknown:
+                note += (
+                    f" {unknown} measures (in Parts 5-6) decided by pack versions missing from policy_packs "
+                    "have no ground or category and are counted in Part 8 only."
+                )
             row.set(f"Contextual Information on {OWN}", note)
         elif kw is None and policies:
             row.set(f"Contextual Information on {OWN}", "Policies: " + "; ".join(policies))

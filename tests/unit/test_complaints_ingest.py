@@ -185,4 +185,5 @@ def test_record_action_mapping() -> None:
     assert record_action("reversed", "none", "label", "remove") == "label"
     assert record_action("partially_reversed", "remove", "demote", None) == "demote"
     assert record_action("upheld", "label", None, None) == "label"
+    assert record_action("upheld", "review", None, "remove") == "none"
     assert record_action("omitted", "label", None, None) is None
