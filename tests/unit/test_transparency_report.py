@@ -176,3 +176,22 @@ def test_period_is_validated() -> None:
         Period.parse("2026-01-01")
     with pytest.raises(BadConfigError, match="before"):
         Period.parse("2026-06-30/2026-01-01")
+
+
+def test_the_template_check_catches_reordered_missing_and_extra_rows() -> None:
+    t = load_template("Part_5_own_initiative_illegal")
+    rows = [r.cells for r in expand(t)]
+    template_rows = [list(r) for r in t.rows]
+    _collapse(template_rows, rows, t.stem)
+    for broken in (
+        [rows[1], rows[0], *rows[2:]],  # reordered
+        rows[:-1],  # a row missing
+        [*rows, rows[-1]],  # a row repeated
+    ):
+        with pytest.raises(AssertionError):
+            _collapse(template_rows, broken, t.stem)
+    p8 = load_template("Part_8_automated_means")
+    extra = [r.cells for r in expand(p8, systems=("model:a",))]
+    extra.insert(1, list(extra[0]))  # a count row repeated: not a marked expansion
+    with pytest.raises(AssertionError):
+        _collapse([list(r) for r in p8.rows], extra, p8.stem)
