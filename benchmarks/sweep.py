@@ -31,7 +31,7 @@ def _stored_lake(root: Path, items: int) -> tuple[object, int]:
     import numpy as np
     import polars as pl
 
-    from pipelines.backfill.commit import ChunkWriter, Lineage, scores_long
+    from pipelines.scoring.commit import ChunkWriter, Lineage, scores_long
     from pipelines.lake import open_lake
     from pipelines.markets import ALL_MARKETS
     from pipelines.policy import load_default_pack, record_pack

@@ -73,7 +73,13 @@ SCORES = pa.schema(
         pa.field("language", pa.string()),
         pa.field("content_type", pa.string()),
         pa.field("content_sha256", pa.string()),
+        # The backfill unit (per job) that committed the row; see docs/architecture.md.
         pa.field("chunk_id", pa.int64(), nullable=False),
+        # Where the scored backlog row was read: the data file (as the Delta log names it) and
+        # the row's index in that file. A re-run tells "this very row is done" from "another row
+        # with this id" by them. Null for rows written before wave 2 and for online requests.
+        pa.field("source_file", pa.string()),
+        pa.field("source_row", pa.int64()),
     ]
 )
 
@@ -125,6 +131,30 @@ DEAD_LETTERS = pa.schema(
         pa.field("source_version", pa.int64(), nullable=False),
         pa.field("failed_at", TS, nullable=False),
         pa.field("chunk_id", pa.int64(), nullable=False),
+        pa.field("source_file", pa.string()),
+        pa.field("source_row", pa.int64()),
+    ]
+)
+
+# One row per backfill segment a (backlog, model version, pack version) started or finished.
+# A segment covers the backlog's data changes in versions (from_version, to_version]
+# (from_version null: the whole snapshot at to_version). The latest finished to_version is the
+# watermark the next scheduled run starts from; a started segment with no finished row is
+# resumed, unit for unit, by the next run.
+BACKFILL_PROGRESS = pa.schema(
+    [
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("policy_version", pa.string(), nullable=False),
+        pa.field("job", pa.string(), nullable=False),
+        pa.field("from_version", pa.int64()),
+        pa.field("to_version", pa.int64(), nullable=False),
+        pa.field("units", pa.int64(), nullable=False),
+        pa.field("rows", pa.int64(), nullable=False),
+        pa.field("chunk_rows", pa.int64(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # "started" | "finished"
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("at", TS, nullable=False),
     ]
 )
 
@@ -232,6 +262,7 @@ TABLES: dict[str, pa.Schema] = {
     "scores": SCORES,
     "decisions": DECISIONS,
     "dead_letters": DEAD_LETTERS,
+    "backfill_progress": BACKFILL_PROGRESS,
     "policy_packs": POLICY_PACKS,
     "review_samples": REVIEW_SAMPLES,
     "review_labels": REVIEW_LABELS,

@@ -35,7 +35,13 @@ def committed_version(uri: str, app_id: str) -> int | None:
 
 
 def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Select and cast ``data`` to the table schema so every commit has identical types."""
+    """Select and cast ``data`` to the table schema so every commit has identical types.
+
+    Nullable columns the caller does not know about (added to the schema later) are null.
+    """
+    for f in schema:
+        if f.name not in data.column_names and f.nullable:
+            data = data.append_column(f.name, pa.nulls(data.num_rows, f.type))
     return data.select(schema.names).cast(schema)
 
 
@@ -46,26 +52,49 @@ class SeenKeys:
     committed after we planned. Together with commits that fail whenever the table moved
     past the snapshot we checked (``max_commit_retries=0``), this makes appends idempotent
     by content, not only by transaction id.
+
+    since_version: the table version whose keys the caller has already accounted for (the
+        backfill plans against it). Only files committed after it are read, so the cost and
+        memory follow what other writers did meanwhile, not the size of the table. Without
+        it the first refresh reads the key columns of the whole table.
     """
 
-    def __init__(self, key: tuple[str, ...], where: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, key: tuple[str, ...], where: Mapping[str, str] | None = None, *, since_version: int | None = None
+    ) -> None:
         self.key = key
         self.where = dict(where or {})
+        self._version = since_version
         self._files: set[str] = set()
         self._keys: set[tuple[object, ...]] = set()
 
-    def refresh(self, dt: DeltaTable) -> None:
+    def _read(self, files: list[str]) -> None:
         import polars as pl
 
-        files = set(dt.file_uris())
-        new = sorted(files - self._files)
-        if new:
-            cols = list(dict.fromkeys([*self.key, *self.where]))
-            frame = pl.read_parquet(new, columns=cols)
-            for name, value in self.where.items():
-                frame = frame.filter(pl.col(name) == value)
-            self._keys.update(frame.select(self.key).unique().iter_rows())
-        self._files = files
+        if not files:
+            return
+        cols = list(dict.fromkeys([*self.key, *self.where]))
+        frame = pl.read_parquet(files, columns=cols)
+        for name, value in self.where.items():
+            frame = frame.filter(pl.col(name) == value)
+        self._keys.update(frame.select(self.key).unique().iter_rows())
+
+    def refresh(self, dt: DeltaTable) -> None:
+        from pipelines.deltalog import added_files
+
+        current = dt.version()
+        if self._version is not None and current <= self._version:
+            return
+        added = added_files(dt.table_uri, self._version, current) if self._version is not None else None
+        if added is None:  # no base version, or its log is gone: diff the file lists instead
+            files = set(dt.file_uris())
+            self._read(sorted(files - self._files))
+            self._files = files
+        else:
+            root = dt.table_uri.rstrip("/")
+            self._read([f"{root}/{a.path}" for a in added if f"{root}/{a.path}" not in self._files])
+            self._files.update(f"{root}/{a.path}" for a in added)
+        self._version = current
 
     def drop_seen(self, data: pa.Table) -> pa.Table:
         if not self._keys or data.num_rows == 0:
@@ -117,6 +146,8 @@ def commit_once(
                 dt,
                 todo,
                 mode="append",
+                # Tables made before a column was added to the schema gain it (nullable) here.
+                schema_mode="merge",
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(app_id=app_id, version=version)],
                     custom_metadata=meta,

@@ -1,9 +1,7 @@
 """The current decision of each (content_id, market, policy_id), read lazily from Delta.
 
-"Current" is the most recently committed row for the key. ``decided_at`` is the commit time
-of a decision (docs/architecture.md), so the latest ``decided_at`` is the latest commit;
-rows of one commit tie on it and are ordered by policy version, model version and run id,
-which makes the choice deterministic.
+"Current" is the rule of :mod:`pipelines.current` (source precedence appeal > human_review >
+hash_match > model, then the latest commit), applied here in the audit's fast form.
 
 Most keys have a single row, so the expensive part (sorting and picking the last row) runs
 only on keys whose 64-bit hash repeats; a hash collision merely sends a few more rows down
@@ -20,7 +18,8 @@ import polars as pl
 from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
 from pipelines.errors import BadInputError
-from pipelines.schema import CURRENT_ORDER, DECISION_KEY
+from pipelines.current import ORDER, RANK, source_rank
+from pipelines.schema import DECISION_KEY
 
 _F = TypeVar("_F", pl.DataFrame, pl.LazyFrame)
 KEY: tuple[str, ...] = DECISION_KEY
@@ -29,8 +28,9 @@ KEY: tuple[str, ...] = DECISION_KEY
 COLUMNS: tuple[str, ...] = (
     "content_id", "market", "policy_id", "policy_version", "action", "score", "automated",
     "run_id", "model_name", "model_version", "decided_at", "created_at", "region", "language", "content_type",
+    "source",
 )  # fmt: skip
-_ORDER = CURRENT_ORDER
+_ORDER = ORDER
 
 
 def scan_decisions(pinned: Pinned) -> pl.LazyFrame:
@@ -77,6 +77,7 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFr
         rows = rows.with_row_index("__row")
         multi = (
             rows.filter(many)
+            .with_columns(source_rank().alias(RANK))
             .select(*KEY, *_ORDER, "action", "__i", "__row")
             .sort(*_ORDER)
             .group_by(*KEY)

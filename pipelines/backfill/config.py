@@ -20,11 +20,14 @@ class BackfillConfig:
     model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a local model folder.
     policy: a policy pack file or a bundled pack name (``default``).
     since, until: select backlog rows by ``created_at`` (UTC; ``until`` exclusive).
-    limit: score at most this many rows of the selection (first by created_at, content_id).
-    chunk_rows: rows per exactly-once commit; smaller chunks lose less work to a crash.
+    limit: at most this many rows of this run's new work, in (table version, created_at,
+        content_id) order.
+    chunk_rows: rows per unit, the exactly-once commit; smaller units lose less work to a crash
+        but make more commits (see docs/architecture.md, "Compaction").
     batch_rows: rows per scoring call (the model packs them by length inside).
     retry_dead_letters: score again rows that an earlier run dead-lettered.
     num_scorers: scoring actors (default: one per GPU, else see :func:`pipelines.backfill.run.cpu_scorers`).
+    dry_run: plan and report what a run would do; write nothing.
     """
 
     lake: Lake
@@ -38,6 +41,7 @@ class BackfillConfig:
     batch_rows: int = 256
     retry_dead_letters: bool = False
     num_scorers: int | None = None
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:

@@ -1,91 +1,174 @@
-"""Plan a backfill: pin the backlog version, validate metadata, split into chunks, skip done work.
+"""Plan a backfill: which backlog files are new work, cut into units, with key-level checks.
 
-Everything here reads metadata columns only (no media) through polars, so planning a
-backlog of millions of rows costs seconds and little memory.
+1. Pin the backlog's latest version ``P``. Read the watermark ``W`` of this (backlog, model
+   version, pack version) from ``backfill_progress``.
+2. The segment's files are the data files added with ``dataChange=true`` in versions ``(W, P]``
+   (``(-1, P]`` on a first run), from the log: compaction is skipped, files compacted away after
+   they were added are still read where they are, so a run killed before an OPTIMIZE resumes on
+   the same rows. Only if a needed log version is gone does the plan scan the whole snapshot at
+   ``P``, saying so, with key-level checks alone.
+3. Units: ``chunk_rows`` rows each across those files (:mod:`pipelines.backfill.units`).
+4. Key-level checks per hash bucket of content ids (:mod:`pipelines.backfill.classify`), as Ray
+   tasks when the segment is large, in this process when it is small. The driver keeps the file
+   list, the per-unit counts and the exceptions, never a row per backlog row.
+
+The plan is the same for the same command on the same table versions, so a re-run after a crash
+names the same units and transactions; rows a crashed run committed are found done by the
+key-level checks even when the units differ (another ``--chunk-rows``, a newer version).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
-from pipelines.backfill.chunks import assign_chunks, job_key
+from pipelines.backfill.classify import EXCEPTION_SCHEMA, ScanSpec, finish, order_key_columns, scan_bucket
 from pipelines.backfill.config import BackfillConfig
+from pipelines.backfill.files import LogGoneError, WorkFile, changed_files, snapshot_files, table_schema
+from pipelines.backfill.progress import watermark
+from pipelines.backfill.units import Units
 from pipelines.errors import BadInputError
 from pipelines.lake import table_exists
-from pipelines.markets import ALL_MARKETS
-from pipelines.schema import BACKLOG, SHORT_CONTENT_TYPES, schema_problems
+from pipelines.scoring.keys import job_key
 
-META_COLUMNS = ("content_id", "created_at", "region", "markets", "language", "content_type")
+BUCKET_ROWS = 1_000_000
+"""Rows per planning bucket: bounds a planning task's memory (~150 B a row of metadata)."""
+LOCAL_PLAN_ROWS = 200_000
+"""Segments up to this many rows are planned in the driver's process (no Ray needed)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
     """What one backfill run will do.
 
-    to_score: content_id, chunk_id, copies (how many backlog rows carry that id).
-    to_redecide: content_id, chunk_id of rows scored by this model but lacking decisions
-        under this policy version (for example after a crash between the two commits).
-    invalid: rows refused on metadata alone (null or duplicate id, unknown region...).
+    units: the segment's units (files and slices; O(files) memory).
+    unit_work: unit -> (rows of work, rows to score); units without work are not scheduled.
+    exceptions: rows that are not plain "score" (see :mod:`pipelines.backfill.classify`).
+    counts: rows per status in this run (``out``: outside --since/--until/--limit).
+    cutoff: the last row --limit admits (None without --limit or when fewer rows remain).
     """
 
     source_uri: str
+    where: str
+    schema: pa.Schema
+    from_version: int | None
     source_version: int
     job: str
-    n_chunks: int
-    selected: int
-    to_score: pl.DataFrame
-    to_redecide: pl.DataFrame
-    invalid: pl.DataFrame
-    skipped_done: int
-    skipped_dead: int
+    full_scan: bool
+    note: str | None
+    units: Units
+    spec: ScanSpec
+    unit_work: dict[int, tuple[int, int]] = field(default_factory=dict)
+    exceptions: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=EXCEPTION_SCHEMA))
+    counts: dict[str, int] = field(default_factory=dict)
+    cutoff: tuple[Any, ...] | None = None
 
-    def expected_rows(self) -> dict[int, int]:
-        """Rows each chunk will receive from the reader (duplicates included)."""
-        counts = self.to_score.group_by("chunk_id").agg(pl.col("copies").sum())
-        return dict(zip(counts["chunk_id"].to_list(), counts["copies"].to_list(), strict=True))
+    @property
+    def files(self) -> list[WorkFile]:
+        return self.units.files
+
+    @property
+    def scheduled(self) -> list[int]:
+        return sorted(u for u, (work, _) in self.unit_work.items() if work > 0)
+
+    def count(self, status: str) -> int:
+        return int(self.counts.get(status, 0))
+
+    def exceptions_of(self, unit: int) -> pl.DataFrame:
+        return self.exceptions.filter(pl.col("unit") == unit)
+
+    def lines(self) -> list[str]:
+        """What --dry-run prints."""
+        rng = f"v{self.from_version + 1}..v{self.source_version}" if self.from_version is not None else "all versions"
+        if self.from_version is not None and self.from_version >= self.source_version:
+            rng = f"nothing after v{self.from_version}"
+        lines = [
+            f"backlog {self.source_uri} at v{self.source_version}: data files of {rng}: {len(self.files)} files, "
+            f"{self.units.rows} rows, {len(self.units)} units of {self.units.chunk_rows} rows",
+            f"to score {self.count('score')}, edits to check {self.count('known')}, "
+            f"to re-decide {self.count('redecide')}, invalid or duplicate {self.count('dead')}, "
+            f"already done {self.count('skip')}, outside --since/--until/--limit {self.count('out')}",
+            f"units with work: {len(self.scheduled)} (job {self.job})",
+        ]
+        if self.note:
+            lines.insert(0, self.note)
+        return lines
 
 
-def _ids(uri: str, **where: str) -> pl.DataFrame:
-    """Distinct content_id (and locator where present) of a lake table filtered by ``where``."""
-    if not table_exists(uri):
-        return pl.DataFrame({"content_id": []}, schema={"content_id": pl.String})
-    lf = pl.scan_delta(uri)
-    for col, value in where.items():
-        lf = lf.filter(pl.col(col) == value)
-    return lf.select("content_id").unique().collect()
-
-
-def _dead_locators(uri: str, model_version: str) -> set[str]:
-    if not table_exists(uri):
-        return set()
-    lf = pl.scan_delta(uri).filter(pl.col("model_version") == model_version)
-    return set(lf.select("locator").unique().collect()["locator"].to_list())
-
-
-def _check_backlog_columns(uri: str, version: int) -> None:
-    from deltalake import DeltaTable
-
-    dt = DeltaTable(uri, version=version)
-    features = set(dt.protocol().reader_features or [])
-    if "deletionVectors" in features:
-        raise BadInputError(
-            f"{uri}: the table uses deletion vectors, which this reader does not honour; "
-            "run OPTIMIZE/PURGE to rewrite them or copy the table without them"
+def _segment(uri: str, after: int | None, latest: int) -> tuple[list[WorkFile], bool, str | None]:
+    start = after if after is not None else -1
+    if start >= latest:
+        return [], False, None
+    try:
+        return changed_files(uri, start, latest), False, None
+    except LogGoneError as exc:
+        note = (
+            f"note: backlog log {exc} is gone (log retention); scanning the whole snapshot v{latest} with "
+            "key-level de-duplication instead"
         )
-    import pyarrow as pa
-
-    schema = pa.schema(dt.schema().to_arrow())
-    problems = schema_problems(
-        schema, BACKLOG, required=("content_id", "created_at", "region", "language", "content_type", "text")
-    )
-    if problems:
-        raise BadInputError(f"{uri}: " + "; ".join(problems) + " (see docs/architecture.md, 'The lake')")
+        return snapshot_files(uri, latest), True, note
 
 
-def make_plan(config: BackfillConfig, *, model_version: str, policy_version: str) -> Plan:
-    """Pin the backlog, select and validate rows, chunk them and subtract finished work."""
+def _limit_cutoff(keys: list[pl.DataFrame], limit: int) -> tuple[Any, ...] | None:
+    frames = [k for k in keys if k.height]
+    if not frames:
+        return None
+    merged = pl.concat(frames, how="vertical_relaxed").sort(order_key_columns(), nulls_last=True)
+    if merged.height <= limit:
+        return None
+    return tuple(merged.row(limit - 1))
+
+
+def _merge(plan: Plan, results: list[dict[str, Any]]) -> None:
+    excs = [r["exceptions"] for r in results if r["exceptions"].height]
+    plan.exceptions = pl.concat(excs) if excs else pl.DataFrame(schema=EXCEPTION_SCHEMA)
+    work: dict[int, tuple[int, int]] = {}
+    for r in results:
+        if r["units"].height:
+            for unit, n, s in r["units"].iter_rows():
+                w0, s0 = work.get(unit, (0, 0))
+                work[unit] = (w0 + int(n), s0 + int(s))
+        for status, n in r["counts"].items():
+            plan.counts[status] = plan.counts.get(status, 0) + n
+    plan.unit_work = work
+
+
+def _plan_locally(plan: Plan, n_buckets: int, limit: int | None) -> None:
+    scanned = [scan_bucket(plan.spec, b, limit) for b in range(n_buckets)]
+    plan.cutoff = _limit_cutoff([k for _, k in scanned], limit) if limit is not None else None
+    _merge(plan, [finish(plan.spec, rows, plan.cutoff) for rows, _ in scanned])
+
+
+def _plan_on_ray(plan: Plan, n_buckets: int, limit: int | None) -> None:
+    import ray
+
+    # Planning tasks reserve no CPU: they run while the job's scoring actors hold the CPUs of a
+    # small cluster, and they are short. Their memory is bounded by a bucket.
+    scan = ray.remote(num_cpus=0, num_returns=2, max_retries=3)(scan_bucket)
+    done = ray.remote(num_cpus=0, max_retries=3)(finish)
+    pairs = [scan.remote(plan.spec, b, limit) for b in range(n_buckets)]
+    plan.cutoff = _limit_cutoff(ray.get([k for _, k in pairs]), limit) if limit is not None else None
+    _merge(plan, ray.get([done.remote(plan.spec, rows, plan.cutoff) for rows, _ in pairs]))
+
+
+def make_plan(
+    config: BackfillConfig,
+    *,
+    model_version: str,
+    policy_version: str,
+    use_ray: bool | None = None,
+    connect: Callable[[], None] | None = None,
+) -> Plan:
+    """Pin the backlog, find this run's files and units, and check them key by key.
+
+    use_ray: plan on Ray tasks (None: when the segment has more than :data:`LOCAL_PLAN_ROWS` rows).
+    connect: called before the first Ray task (connects to or starts Ray).
+    """
     from deltalake import DeltaTable
 
     uri = config.backlog_uri
@@ -93,109 +176,54 @@ def make_plan(config: BackfillConfig, *, model_version: str, policy_version: str
         raise BadInputError(
             f"--backlog {uri}: no Delta table there; run 'batchjobs generate' or point --backlog at yours"
         )
-    version = DeltaTable(uri).version()
-    _check_backlog_columns(uri, version)
-
-    lf = pl.scan_delta(uri, version=version)
-    names = lf.collect_schema().names()
-    cols = [c for c in META_COLUMNS if c in names]
-    lf = lf.select(cols).with_row_index("row")
-    if "markets" not in names:
-        lf = lf.with_columns(pl.concat_list(pl.col("region")).alias("markets"))
-    if config.since is not None:
-        lf = lf.filter(pl.col("created_at") >= config.since)
-    if config.until is not None:
-        lf = lf.filter(pl.col("created_at") < config.until)
-    meta = lf.collect().sort("created_at", "content_id", "row", nulls_last=True)
-    if config.limit is not None:
-        meta = meta.head(config.limit)
-
-    # Locator: the content id when the row has one, else where it sits in this version. The
-    # lake's own backlog is named relative to the lake, so a copied or moved lake keeps them.
+    latest = DeltaTable(uri).version()
+    schema = table_schema(uri, latest)
     where = "backlog" if uri == config.lake.path("backlog") else uri
-    meta = meta.with_columns(
-        pl.when(pl.col("content_id").is_null())
-        .then(pl.format("{}@v{}#row={}", pl.lit(where), pl.lit(version), pl.col("row")))
-        .otherwise(pl.col("content_id"))
-        .alias("locator"),
-        pl.col("content_id").cum_count().over("content_id").alias("occurrence"),
+    # --retry-dead-letters looks at every row the log still names, not only the new ones.
+    after = (
+        None
+        if config.retry_dead_letters
+        else watermark(config.lake, source=where, model_version=model_version, policy_version=policy_version)
     )
-    meta = meta.with_columns(
-        pl.when(pl.col("occurrence") > 1)
-        .then(pl.format("{}#copy={}", pl.col("content_id"), pl.col("occurrence")))
-        .otherwise(pl.col("locator"))
-        .alias("locator")
-    )
-    n_chunks = max(1, -(-meta.height // config.chunk_rows))
+    files, full_scan, note = _segment(uri, after, latest)
+    units = Units(files, config.chunk_rows)
     job = job_key(
-        "backfill",
-        where,
-        version,
-        model_version,
-        policy_version,
-        config.since,
-        config.until,
-        config.limit,
-        config.chunk_rows,
+        "backfill", where, after, latest, model_version, policy_version,
+        config.since, config.until, config.limit, config.chunk_rows,
+    )  # fmt: skip
+    n_buckets = max(1, math.ceil(units.rows / BUCKET_ROWS))
+    spec = ScanSpec(
+        table_uri=uri,
+        where=where,
+        schema=schema,
+        files=tuple(files),
+        chunk_rows=config.chunk_rows,
+        lake_root=config.lake.root,
+        model_version=model_version,
+        policy_version=policy_version,
+        since=config.since,
+        until=config.until,
+        retry_dead_letters=config.retry_dead_letters,
+        full_scan=full_scan,
+        n_buckets=n_buckets,
     )
-    meta = meta.with_columns(assign_chunks(meta["locator"], n_chunks))
-
-    known = pl.Series(list(ALL_MARKETS))
-    bad_market = pl.col("markets").list.eval(~pl.element().is_in(known)).list.any()
-    problem = (
-        pl.when(pl.col("content_id").is_null())
-        .then(pl.lit("MissingContentId|row has no content_id"))
-        .when(pl.col("occurrence") > 1)
-        .then(
-            pl.format(
-                "DuplicateContentId|content_id '{}' appears more than once; the first copy is scored",
-                pl.col("content_id"),
-            )
-        )
-        .when(~pl.col("region").is_in(known) | pl.col("region").is_null())
-        .then(pl.format("UnknownRegion|region '{}' is not a known ISO 3166-1 market", pl.col("region")))
-        .when(bad_market.fill_null(False))
-        .then(pl.lit("UnknownMarket|markets lists a code that is not a known market"))
-        .when(~pl.col("content_type").is_in(pl.Series(list(SHORT_CONTENT_TYPES))) | pl.col("content_type").is_null())
-        .then(pl.format("UnknownContentType|content_type '{}' is not a DSA content type", pl.col("content_type")))
-        .otherwise(None)
-    )
-    meta = meta.with_columns(problem.alias("problem"))
-
-    lake = config.lake
-    dead = set() if config.retry_dead_letters else _dead_locators(lake.path("dead_letters"), model_version)
-    invalid = (
-        meta.filter(pl.col("problem").is_not_null() & ~pl.col("locator").is_in(pl.Series(list(dead), dtype=pl.String)))
-        .with_columns(
-            pl.col("problem").str.split_exact("|", 1).struct.rename_fields(["error_class", "message"]).alias("p")
-        )
-        .unnest("p")
-        .select("content_id", "locator", "chunk_id", "error_class", "message")
-    )
-    valid = meta.filter(pl.col("problem").is_null())
-    # Every backlog row with a valid id reaches the reader, duplicates included: count them.
-    copies = meta.filter(pl.col("content_id").is_not_null()).group_by("content_id").agg(pl.len().alias("copies"))
-    valid = valid.join(copies, on="content_id", how="left")
-
-    scored = _ids(lake.path("scores"), model_version=model_version)
-    decided = _ids(lake.path("decisions"), model_version=model_version, policy_version=policy_version)
-    is_scored = pl.col("content_id").is_in(scored["content_id"])
-    is_dead = pl.col("locator").is_in(pl.Series(list(dead), dtype=pl.String))
-    to_score = valid.filter(~is_scored & ~is_dead).select("content_id", "chunk_id", pl.col("copies").cast(pl.Int64))
-    to_redecide = valid.filter(is_scored & ~pl.col("content_id").is_in(decided["content_id"])).select(
-        "content_id", "chunk_id"
-    )
-    return Plan(
+    plan = Plan(
         source_uri=uri,
-        source_version=version,
+        where=where,
+        schema=schema,
+        from_version=after,
+        source_version=latest,
         job=job,
-        n_chunks=n_chunks,
-        selected=meta.height,
-        to_score=to_score,
-        to_redecide=to_redecide,
-        invalid=invalid,
-        skipped_done=valid.filter(is_scored).height,
-        skipped_dead=valid.filter(is_dead).height
-        + meta.filter(pl.col("problem").is_not_null()).height
-        - invalid.height,
+        full_scan=full_scan,
+        note=note,
+        units=units,
+        spec=spec,
     )
+    if units.rows == 0:
+        return plan
+    if use_ray is None:
+        use_ray = units.rows > LOCAL_PLAN_ROWS
+    if use_ray and connect is not None:
+        connect()
+    (_plan_on_ray if use_ray else _plan_locally)(plan, n_buckets, config.limit)
+    return plan

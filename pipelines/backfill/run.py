@@ -1,23 +1,34 @@
-"""Run a backfill: plan on the driver, stream rows through Ray Data, commit per chunk."""
+"""Run a backfill: plan from the Delta log, score unit by unit on Ray, verify, move the watermark."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
 
-import polars as pl
 import pyarrow as pa
 
-from pipelines.backfill.commit import ChunkWriter, Commit, Lineage
 from pipelines.backfill.config import BackfillConfig
 from pipelines.backfill.plan import Plan, make_plan
-from pipelines.backfill.stages import READ_COLUMNS, Preprocess, ReadRows, Score
-from pipelines.lake import table_exists
+from pipelines.backfill.progress import record_finished
+from pipelines.backfill.worker import UnitJob, UnitScorer, encode_exceptions
+from pipelines.errors import BatchJobsError
+from pipelines.lake import Lake, table_exists
 from pipelines.model import ModelRef, check_heads, resolve_model
 from pipelines.policy import Pack, load_pack, record_pack
+from pipelines.scoring.commit import Lineage
 from pipelines.tracking import job_run
+
+REDO_PASSES = 2
+"""Extra passes over units whose completion marker is missing after the stream ended."""
+
+
+class BackfillIncompleteError(BatchJobsError):
+    """Some planned units were not committed even after redoing them."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,10 @@ class BackfillSummary:
     decisions: int
     seconds: float
     device: str
+    units: int = 0
+    unchanged: int = 0
+    edits: int = 0
+    plan_lines: tuple[str, ...] = field(default=())
 
     @property
     def rows_per_s(self) -> float:
@@ -44,30 +59,22 @@ class BackfillSummary:
 
     def line(self) -> str:
         return (
-            f"backfill {self.run_id}: read {self.selected} rows of backlog v{self.source_version}, "
+            f"backfill {self.run_id}: read {self.selected} rows of backlog v{self.source_version} in {self.units} units, "
             f"scored {self.scored}, dead-lettered {self.dead_lettered}, "
             f"skipped {self.skipped_done} already done and {self.skipped_dead} dead letters, "
-            f"re-decided {self.redecided}; {self.rows_per_s:.1f} rows/s on {self.device} "
-            f"(model {self.model}, policy {self.policy_version})"
+            f"re-decided {self.redecided}, {self.edits} edits re-scored, {self.unchanged} rewritten unchanged; "
+            f"{self.rows_per_s:.1f} rows/s on {self.device} (model {self.model}, policy {self.policy_version})"
         )
-
-
-# Blocks between stages stay small, so a file's rows reach the scorers in many pieces that
-# every actor can take as it frees up (Ray Data otherwise merges a map task's output into
-# blocks of up to 128 MiB: one block, one task, one busy actor, the others idle).
-BLOCK_BYTES = 256 * 1024
-PREPROCESS_ROWS = 64
 
 
 def cpu_scorers(cpus: float, requested: int | None = None) -> tuple[int, float, int]:
     """(scoring actors, CPUs each reserves, torch threads each) for a CPU-only cluster.
 
-    The actors reserve all the CPUs and the light preprocessing tasks none (their number is
-    capped instead): a job whose actors cannot start yet because another job holds the CPUs
-    then waits for them, rather than holding a CPU its own actors need (a deadlock). For a
-    model of the starter's size processes beat intra-op threads (on 2 cores, two 1-thread
-    processes score 1.27x the rows of one 2-thread process), so actors are narrow: 1 thread
-    each below 16 CPUs, at most 4 on big nodes (each actor holds a copy of the model).
+    The actors reserve all the CPUs: a job whose actors cannot start yet because another job
+    holds the CPUs then waits for them. For a model of the starter's size processes beat
+    intra-op threads (on 2 cores, two 1-thread processes score 1.27x the rows of one 2-thread
+    process), so actors are narrow: 1 thread each below 16 CPUs, at most 4 on big nodes (each
+    actor holds a copy of the model).
     """
     if requested:
         return requested, cpus / requested, max(1, round(cpus / requested))
@@ -80,8 +87,22 @@ def _ensure_ray(address: str | None) -> None:
     import ray
 
     if not ray.is_initialized():
-        # address None starts a local Ray, or joins RAY_ADDRESS when set (ray job submit).
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        from pipelines.ray_connect import connect
+
+        connect(address)
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data's progress bars and plan dumps go to its log file, not the user's terminal."""
+    import ray
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    if hasattr(ctx, "enable_operator_progress_bars"):
+        ctx.enable_operator_progress_bars = False
+    if hasattr(ctx, "print_on_execution_start"):
+        ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 def _gpus() -> int:
@@ -90,106 +111,156 @@ def _gpus() -> int:
     return int(ray.cluster_resources().get("GPU", 0))
 
 
-def _score_with_ray(
-    config: BackfillConfig, plan: Plan, lineage: Lineage, pack: Pack, model: ModelRef
-) -> dict[str, int]:
-    import ray
+class Progress:
+    """One line per finished unit (at most every ~2 s), or every ~10 s, on the user's stdout."""
+
+    def __init__(self, units: int, rows: int, out: TextIO) -> None:
+        self.units, self.rows, self.out = units, rows, out
+        self.done_units = self.done_rows = self.dead = 0
+        self.started = self.last = time.monotonic()
+
+    def update(self, summary: dict[str, Any]) -> None:
+        self.done_units += 1
+        self.done_rows += int(summary["rows"])
+        self.dead += int(summary["dead"])
+        now = time.monotonic()
+        if now - self.last < 2 and self.done_units < self.units and now - self.started > 1:
+            return
+        self.last = now
+        rate = self.done_rows / max(now - self.started, 1e-6)
+        left = (self.rows - self.done_rows) / rate if rate > 0 else 0.0
+        print(
+            f"backfill: {self.done_units}/{self.units} units, {self.done_rows}/{self.rows} rows "
+            f"({100 * self.done_rows / max(self.rows, 1):.0f}%), {rate:.1f} rows/s, {self.dead} dead letters, "
+            f"ETA {int(left // 60)}m{int(left % 60):02d}s",
+            file=self.out,
+            flush=True,
+        )
+
+
+def _table_versions(lake: Lake) -> dict[str, int | None]:
     from deltalake import DeltaTable
 
-    dt = DeltaTable(plan.source_uri, version=plan.source_version)
-    files = dt.file_uris()
-    chunk_of_id = dict(zip(plan.to_score["content_id"].to_list(), plan.to_score["chunk_id"].to_list(), strict=True))
+    out: dict[str, int | None] = {}
+    for table in ("scores", "decisions", "dead_letters"):
+        uri = lake.path(table)
+        out[table] = DeltaTable(uri).version() if table_exists(uri) else -1
+    return out
+
+
+def _stream(
+    config: BackfillConfig, plan: Plan, job: UnitJob, model: ModelRef, units: list[int], on_unit: Callable
+) -> None:
+    import ray
+
+    exceptions = {int(k[0]): v for k, v in plan.exceptions.partition_by("unit", as_dict=True).items()}
+    items = [{"unit": u, "exceptions": encode_exceptions(exceptions[u]) if u in exceptions else b""} for u in units]
     gpus = _gpus()
     cpus = float(ray.cluster_resources().get("CPU", 1))
-    cpu_stage: dict[str, Any]
     if gpus:
-        scorers = config.num_scorers or gpus
-        actor_cpus, threads = 1.0, 1
-        cpu_stage = {"num_cpus": 1}  # the CPUs beside the GPUs preprocess
+        scorers, actor_cpus, threads = config.num_scorers or gpus, 1.0, 1
     else:
         scorers, actor_cpus, threads = cpu_scorers(cpus, config.num_scorers)
-        cpu_stage = {"num_cpus": 0, "compute": ray.data.TaskPoolStrategy(size=max(1, int(cpus // 4)))}
+    scorers = max(1, min(scorers, len(units)))
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 1000)))
+    with warnings.catch_warnings():
+        # max_restarts as a remote arg warns "deprecated in 2.64"; 2.60-2.63 (our pin) have no named one.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        ds = _map_units(ds, config, job, model, scorers, actor_cpus, threads, gpus)
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        assert isinstance(batch, pa.Table)
+        for row in batch.to_pylist():
+            on_unit(row)
 
-    # One item per pinned file, read by our own streaming reader: no listing stage, no
-    # full-CPU read tasks competing with the scoring actors for the CPUs they reserved.
-    ds: ray.data.Dataset = ray.data.from_items([{"path": f} for f in files], override_num_blocks=max(1, len(files)))
-    ds.context.target_max_block_size = BLOCK_BYTES  # this dataset only, inherited downstream
-    ds = ds.map_batches(ReadRows(chunk_of_id, list(READ_COLUMNS)), batch_size=1, **cpu_stage)
-    ds = ds.map_batches(
-        Preprocess(model.preprocessor(config.lake)), batch_format="pyarrow", batch_size=PREPROCESS_ROWS, **cpu_stage
-    )
-    ds = ds.map_batches(
-        Score,
-        fn_constructor_kwargs={"model": model, "lake_root": config.lake.root, "threads": threads},
-        batch_format="pyarrow",
-        batch_size=config.batch_rows,
-        # At most two batches queued per actor: the first actor up must not take the whole
-        # backlog while the others are still loading the model.
-        compute=ray.data.ActorPoolStrategy(size=scorers, max_tasks_in_flight_per_actor=2),
+
+def _map_units(
+    ds: Any, config: BackfillConfig, job: UnitJob, model: ModelRef, scorers: int, actor_cpus: float, threads: int, gpus: int
+) -> Any:
+    import ray
+
+    return ds.map_batches(
+        UnitScorer,
+        fn_constructor_kwargs={"job": job, "model": model, "lake_root": config.lake.root, "threads": threads},
+        batch_size=1,
+        batch_format="numpy",
+        # One unit in flight per actor: the first actor up must not take the whole backlog while
+        # the others are still loading the model, and a dead actor loses one unit, retried.
+        compute=ray.data.ActorPoolStrategy(size=scorers, max_tasks_in_flight_per_actor=1),
         num_cpus=actor_cpus,
         num_gpus=1 if gpus else 0,
-        # A scoring actor that dies is restarted and its batch retried: nothing is lost.
-        max_restarts=-1,
-        max_task_retries=-1,
+        # No actor restarts: Ray Data keeps the actor's constructor in the object store, and Ray
+        # logs an error on every run for actors that restart from one. An actor that dies fails
+        # this pass instead; the driver then redoes the units without a completion commit.
+        max_restarts=0,
     )
-    ds = ds.map_batches(
-        Commit,
-        fn_constructor_kwargs={
-            "lake_root": config.lake.root,
-            "lineage": lineage,
-            "pack": pack,
-            "heads": tuple(model.heads),
-            "expected": plan.expected_rows(),
-        },
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=1),
-        num_cpus=0,
-    )
-    totals = {"scored": 0, "dead": 0, "decisions": 0, "chunks": 0}
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        assert isinstance(batch, pa.Table)  # batch_format="pyarrow"
-        for row in batch.to_pylist():
-            totals["scored"] += row["scored"]
-            totals["dead"] += row["dead"]
-            totals["decisions"] += row["decisions"]
-            totals["chunks"] += 1
-    return totals
 
 
-def _redecide(writer: ChunkWriter, config: BackfillConfig, plan: Plan, policy_ids: list[str]) -> tuple[int, int]:
-    """Decide rows that have scores but no decisions under this pack, from the stored scores."""
-    uri = config.lake.path("scores")
-    if plan.to_redecide.height == 0 or not table_exists(uri):
-        return 0, 0
-    chunk_of = plan.to_redecide.select("content_id", "chunk_id")
-    long = (
-        pl.scan_delta(uri)
-        .filter(
-            (pl.col("model_version") == writer.lineage.model_version)
-            & pl.col("content_id").is_in(chunk_of["content_id"])
-            & pl.col("policy_id").is_in(policy_ids)
-        )
-        .drop("chunk_id")
-        .collect()
-        .unique(["content_id", "policy_id"], keep="first")
-        .join(chunk_of, on="content_id")
-    )
-    rows = 0
-    for (chunk,), part in long.group_by(["chunk_id"], maintain_order=True):
-        rows += writer.decisions(part, int(chunk), kind="-redecide")  # type: ignore[call-overload]
-    return plan.to_redecide.height, rows
+def _add(totals: dict[str, int], row: dict[str, Any]) -> None:
+    for k in totals:
+        totals[k] += int(row[k])
 
 
-def run_backfill(config: BackfillConfig, *, ray_address: str | None = None) -> BackfillSummary:
-    """Score what the plan says, commit it exactly once, and return the summary."""
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"[:500]
+
+
+def _missing(lake: Lake, lineage: Lineage, units: list[int]) -> list[int]:
+    """Units whose decisions commit (the completion marker) is not in the table."""
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(lake.path("decisions"))
+    return [u for u in units if dt.transaction_version(f"{lineage.job}/decisions/{u}") is None]
+
+
+def _dry_run(config: BackfillConfig, model: ModelRef, pack: Pack, ray_address: str | None) -> BackfillSummary:
     started = time.monotonic()
+    plan = make_plan(
+        config,
+        model_version=model.version,
+        policy_version=pack.policy_version,
+        connect=lambda: _ensure_ray(ray_address),
+    )
+    return BackfillSummary(
+        run_id="dry-run",
+        model=f"{model.name}/{model.version}",
+        policy_version=pack.policy_version,
+        source_version=plan.source_version,
+        selected=plan.units.rows,
+        scored=plan.count("score"),
+        dead_lettered=plan.count("dead"),
+        skipped_done=plan.count("skip"),
+        skipped_dead=0,
+        redecided=plan.count("redecide"),
+        decisions=0,
+        seconds=time.monotonic() - started,
+        device="-",
+        units=len(plan.scheduled),
+        plan_lines=tuple(plan.lines()),
+    )
+
+
+def run_backfill(
+    config: BackfillConfig, *, ray_address: str | None = None, out: TextIO | None = None
+) -> BackfillSummary:
+    """Score what is new, commit it unit by unit exactly once, and return the summary."""
+    started = time.monotonic()
+    out = out or sys.stdout
     lake = config.lake
     pack = load_pack(config.policy)
     model = resolve_model(config.model_uri, lake=lake)  # weights load in the scoring actors only
     check_heads(model, [p.head for p in pack.policies], uri=config.model_uri)
+    if config.dry_run:
+        return _dry_run(config, model, pack, ray_address)
     with job_run(lake, job="backfill", tags={"model": f"{model.name}/{model.version}"}) as run:
         record_pack(lake, pack, run_id=run.run_id)
-        plan = make_plan(config, model_version=model.version, policy_version=pack.policy_version)
+        versions = _table_versions(lake)
+        plan = make_plan(
+            config,
+            model_version=model.version,
+            policy_version=pack.policy_version,
+            connect=lambda: _ensure_ray(ray_address),
+        )
         lineage = Lineage(
             job=f"backfill-{plan.job}",
             run_id=run.run_id,
@@ -200,36 +271,75 @@ def run_backfill(config: BackfillConfig, *, ray_address: str | None = None) -> B
             source_uri=plan.source_uri,
         )
         run.log_params({**{k: v for k, v in asdict(config).items() if k != "lake"}, "job": lineage.job})
-        writer = ChunkWriter(lake, lineage, pack)
-        print(
-            f"backfill: backlog v{plan.source_version}, {plan.selected} rows selected, "
-            f"{plan.to_score.height} to score in {plan.n_chunks} chunks, {plan.to_redecide.height} to re-decide, "
-            f"{plan.invalid.height} invalid",
-            file=sys.stderr,
-        )
-        if plan.invalid.height:
-            writer.dead_letters(plan.invalid.with_columns(pl.lit("validate").alias("stage")), "invalid")
-        redecided, decisions = _redecide(writer, config, plan, [p.id for p in pack.policies])
-        totals = {"scored": 0, "dead": 0, "decisions": 0}
+        for line in plan.lines():
+            print(f"backfill: {line}", file=sys.stderr)
+        units = plan.scheduled
+        totals = {k: 0 for k in ("rows", "scored", "dead", "redecided", "unchanged", "edits", "decisions")}
         device = "cpu"
-        if plan.to_score.height:
+        if units:
             _ensure_ray(ray_address)
+            _quiet_ray_data()
             device = "gpu" if _gpus() else "cpu"
-            totals = _score_with_ray(config, plan, lineage, pack, model)
+            job = UnitJob(
+                spec=plan.spec,
+                lineage=lineage,
+                pack=pack,
+                heads=tuple(model.heads),
+                cutoff=plan.cutoff,
+                batch_rows=config.batch_rows,
+                since_versions=versions,
+            )
+            rows = sum(min(plan.units.chunk_rows, plan.units.rows - u * plan.units.chunk_rows) for u in units)
+            progress = Progress(len(units), rows, out)
+            todo, failure = units, ""
+            for attempt in range(REDO_PASSES + 1):
+                try:
+                    _stream(config, plan, job, model, todo, lambda row: (_add(totals, row), progress.update(row)))
+                except Exception as exc:  # an actor or node lost: the units it held are redone below
+                    failure = _one_line(exc)
+                    print(f"backfill: pass {attempt + 1} failed ({failure})", file=sys.stderr)
+                todo = _missing(lake, lineage, units)
+                if not todo:
+                    break
+                print(f"backfill: {len(todo)} units have no completion commit; redoing them", file=sys.stderr)
+            if todo:
+                raise BackfillIncompleteError(
+                    f"{len(todo)} of {len(units)} units (first: {todo[:5]}) were not committed after "
+                    f"{REDO_PASSES + 1} passes (last failure: {failure or 'none reported'}); "
+                    "run the same command again (committed units are kept)"
+                )
+        if config.since is None and config.until is None and config.limit is None:
+            record_finished(
+                lake,
+                source=plan.where,
+                model_version=model.version,
+                policy_version=pack.policy_version,
+                job=plan.job,
+                from_version=plan.from_version,
+                to_version=plan.source_version,
+                units=len(units),
+                rows=plan.units.rows,
+                chunk_rows=config.chunk_rows,
+                run_id=run.run_id,
+            )
         summary = BackfillSummary(
             run_id=run.run_id,
             model=f"{model.name}/{model.version}",
             policy_version=pack.policy_version,
             source_version=plan.source_version,
-            selected=plan.selected,
+            selected=plan.units.rows,
             scored=totals["scored"],
-            dead_lettered=totals["dead"] + plan.invalid.height,
-            skipped_done=plan.skipped_done,
-            skipped_dead=plan.skipped_dead,
-            redecided=redecided,
-            decisions=totals["decisions"] + decisions,
+            dead_lettered=totals["dead"],
+            skipped_done=plan.count("skip"),
+            skipped_dead=0,
+            redecided=totals["redecided"],
+            decisions=totals["decisions"],
             seconds=time.monotonic() - started,
             device=device,
+            units=len(units),
+            unchanged=totals["unchanged"],
+            edits=totals["edits"],
+            plan_lines=tuple(plan.lines()),
         )
         run.log_metrics(
             {
@@ -239,7 +349,10 @@ def run_backfill(config: BackfillConfig, *, ray_address: str | None = None) -> B
                 "rows_skipped_done": summary.skipped_done,
                 "rows_redecided": summary.redecided,
                 "decision_rows": summary.decisions,
+                "units": summary.units,
                 "rows_per_s": summary.rows_per_s,
             }
         )
     return summary
+
+

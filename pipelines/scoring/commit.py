@@ -1,14 +1,14 @@
-"""Assemble complete chunks and commit them exactly once: dead letters, scores, decisions.
+"""Commit one unit of work exactly once: dead letters, scores, decisions (shared by backfill, serve, sweep).
 
-Order inside a chunk: dead letters, then scores, then decisions, each an application
-transaction named ``<job>/<table>/<chunk>``. A crash between two of them is repaired by the
-next run: rows with scores but no decisions under this policy version are re-decided from
-the stored scores (no model needed), and committed transactions are skipped.
+Order inside a unit: dead letters, then scores, then decisions, each an application
+transaction named ``<job>/<table>/<unit>``; the decisions commit is made even when empty, so it
+marks the unit done. A crash between two of them is repaired by the next run: rows with scores
+but no decisions under this policy version are re-decided from the stored scores (no model
+needed), and committed transactions are skipped.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +68,7 @@ def scores_long(rows: pl.DataFrame, heads: tuple[str, ...], pack: Pack) -> pl.Da
                 "content_type",
                 "content_sha256",
                 "chunk_id",
+                *[c for c in ("source_file", "source_row") if c in rows.columns],
             )
         )
     return pl.concat(parts)
@@ -97,20 +98,31 @@ def decide_scores(long: pl.DataFrame, pack: Pack) -> pl.DataFrame:
 
 @dataclass
 class ChunkWriter:
-    """Writes one job's chunks; keeps the per-table key caches used to drop rows already there."""
+    """Writes one job's units; keeps the per-table key caches used to drop rows already there.
+
+    since: per table, the version whose keys the job already checked when it planned (the
+    backfill's key-level checks); the caches then read only what other writers committed after
+    it. A table missing from ``since`` is read whole on first use (serve, small sweeps).
+    """
 
     lake: Lake
     lineage: Lineage
     pack: Pack
     seen: dict[str, SeenKeys] = field(default_factory=dict)
+    since: dict[str, int | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         mv = self.lineage.model_version
+        v = self.since.get
         self.seen = {
-            "dead_letters": SeenKeys(("locator",), {"model_version": mv}),
-            "scores": SeenKeys(("content_id",), {"model_version": mv}),
+            "dead_letters": SeenKeys(("locator",), {"model_version": mv}, since_version=v("dead_letters")),
+            "scores": SeenKeys(
+                ("content_id", "content_sha256"), {"model_version": mv}, since_version=v("scores")
+            ),
             "decisions": SeenKeys(
-                ("content_id",), {"model_version": mv, "policy_version": self.lineage.policy_version}
+                ("content_id",),
+                {"model_version": mv, "policy_version": self.lineage.policy_version},
+                since_version=v("decisions"),
             ),
         }
 
@@ -148,8 +160,18 @@ class ChunkWriter:
         self._commit("scores", out, chunk)
 
     def decisions(self, long: pl.DataFrame, chunk: int | str, kind: str = "") -> int:
-        """Decide ``long`` scores with the pack and commit; returns decision rows written."""
+        """Decide ``long`` scores with the pack and commit; returns decision rows written.
+
+        An empty ``long`` still commits (no rows, the transaction only): it marks the unit done.
+        """
         lin = self.lineage
+        if long.height == 0:
+            from pipelines.schema import DECISIONS
+
+            app_id = f"{lin.job}/decisions{kind}/{chunk}"
+            meta = lin.metadata("decisions", chunk)
+            commit_once(self.lake, "decisions", DECISIONS.empty_table(), app_id=app_id, metadata=meta)
+            return 0
         decided = decide_scores(long, self.pack)
         out = decided.with_columns(
             pl.lit(lin.run_id).alias("run_id"),
@@ -161,69 +183,3 @@ class ChunkWriter:
         )
         self._commit("decisions", out, chunk, kind)
         return out.height
-
-
-ROW_SCHEMA_KEYS = ("content_id", "chunk_id", "error_class")
-
-
-class Commit:
-    """Ray actor (one per job): gathers rows per chunk and commits each chunk once complete.
-
-    Ray Data may split and merge blocks freely; the actor counts rows per chunk against the
-    plan (``expected``), so a chunk is committed exactly when all its rows have arrived.
-    Emits one summary row per committed chunk.
-    """
-
-    def __init__(self, lake_root: str, lineage: Lineage, pack: Pack, heads: tuple[str, ...], expected: dict[int, int]):
-        self.writer = ChunkWriter(Lake(lake_root), lineage, pack)
-        self.heads = heads
-        self.expected = expected
-        self.pending: dict[int, list[pa.Table]] = defaultdict(list)
-        self.arrived: dict[int, int] = defaultdict(int)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        done: list[dict[str, Any]] = []
-        chunks = batch.column("chunk_id").to_pylist()
-        for chunk in sorted(set(chunks)):
-            part = batch.filter(pa.compute.equal(batch.column("chunk_id"), chunk))
-            self.pending[chunk].append(part)
-            self.arrived[chunk] += part.num_rows
-            if self.arrived[chunk] > self.expected.get(chunk, 0):
-                raise RuntimeError(
-                    f"chunk {chunk}: {self.arrived[chunk]} rows arrived, plan said {self.expected.get(chunk)}"
-                )
-            if self.arrived[chunk] == self.expected[chunk]:
-                done.append(self._flush(chunk))
-        return pa.Table.from_pylist(done, schema=SUMMARY_SCHEMA)
-
-    def _flush(self, chunk: int) -> dict[str, Any]:
-        rows = pl.from_arrow(pa.concat_tables(self.pending.pop(chunk), promote_options="default"))
-        assert isinstance(rows, pl.DataFrame)
-        # Duplicate ids: keep one copy deterministically (lowest content hash); the others
-        # were dead-lettered at plan time.
-        rows = rows.sort("content_id", "content_sha256").unique("content_id", keep="first", maintain_order=True)
-        failed = rows.filter(pl.col("error_class").is_not_null())
-        ok = rows.filter(pl.col("error_class").is_null())
-        if failed.height:
-            self.writer.dead_letters(
-                failed.select(
-                    "content_id",
-                    pl.col("content_id").alias("locator"),
-                    pl.col("error_stage").alias("stage"),
-                    "error_class",
-                    pl.col("error_message").alias("message"),
-                    "chunk_id",
-                ),
-                chunk,
-            )
-        n_decisions = 0
-        if ok.height:
-            long = scores_long(ok, self.heads, self.writer.pack)
-            self.writer.scores(long, chunk)
-            n_decisions = self.writer.decisions(long, chunk)
-        return {"chunk_id": chunk, "scored": ok.height, "dead": failed.height, "decisions": n_decisions}
-
-
-SUMMARY_SCHEMA = pa.schema(
-    [("chunk_id", pa.int64()), ("scored", pa.int64()), ("dead", pa.int64()), ("decisions", pa.int64())]
-)

@@ -100,7 +100,7 @@ class Scorer:
             self.decision_log = DecisionLog(self._writer(settings), settings.log)
 
     def _writer(self, settings: ReplicaSettings) -> Any:
-        from pipelines.backfill.commit import ChunkWriter, Lineage
+        from pipelines.scoring.commit import ChunkWriter, Lineage
         from pipelines.lake import Lake
 
         try:

@@ -3,7 +3,7 @@
 A Delta commit per request would make thousands of tiny files and commits an hour and
 serialise every request behind the lake. Instead each replica buffers decided rows and
 commits them when ``max_rows`` have gathered or the oldest has waited ``max_seconds``,
-from a background thread, through the backfill's :class:`~pipelines.backfill.commit.ChunkWriter`
+from a background thread, through the backfill's :class:`~pipelines.scoring.commit.ChunkWriter`
 (the same exactly-once sink: transaction ``<job>/decisions/<seq>``, rows already in the
 table for this model and policy version dropped).
 

@@ -1,10 +1,10 @@
 """Score online requests with the backfill's own stages, so both paths give the same answer.
 
 Nothing here re-implements scoring: rows in the backlog shape go through
-:class:`pipelines.backfill.stages.Preprocess` (content hash, decode, the model's weight-free
-preprocessor) and :class:`pipelines.backfill.stages.Score` (model loaded by URI, per-row error
-isolation, non-finite guard), then :func:`pipelines.backfill.commit.scores_long` (which head a
-policy reads) and :func:`pipelines.backfill.commit.decide_scores` (the same
+:class:`pipelines.scoring.stages.Preprocess` (content hash, decode, the model's weight-free
+preprocessor) and :class:`pipelines.scoring.stages.Score` (model loaded by URI, per-row error
+isolation, non-finite guard), then :func:`pipelines.scoring.commit.scores_long` (which head a
+policy reads) and :func:`pipelines.scoring.commit.decide_scores` (the same
 :func:`pipelines.policy.decide` call the backfill commits). The only online-specific part is
 turning the resulting frames into a JSON response.
 """
@@ -17,8 +17,8 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from pipelines.backfill.commit import decide_scores, scores_long
-from pipelines.backfill.stages import Preprocess, Score
+from pipelines.scoring.commit import decide_scores, scores_long
+from pipelines.scoring.stages import Preprocess, Score
 from pipelines.lake import Lake
 from pipelines.model import resolve_model
 from pipelines.policy import Pack

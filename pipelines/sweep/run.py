@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from pipelines.backfill.chunks import assign_chunks, job_key
-from pipelines.backfill.commit import head_rows
+from pipelines.scoring.keys import assign_chunks, job_key
+from pipelines.scoring.commit import head_rows
 from pipelines.errors import BadConfigError, BadInputError
 from pipelines.lake import table_exists
 from pipelines.policy import Pack, decide, load_pack, parse_pack, record_pack

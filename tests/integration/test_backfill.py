@@ -165,10 +165,10 @@ def test_crash_between_scores_and_decisions_commit_is_repaired_by_the_next_run(
 ) -> None:
     """A job that died after committing a chunk's scores but before its decisions: the next
     run finds those rows scored but undecided and decides them from the stored scores."""
-    from pipelines.backfill.commit import ChunkWriter, Lineage, scores_long
+    from pipelines.scoring.commit import ChunkWriter, Lineage, scores_long
     from pipelines.backfill.config import BackfillConfig
     from pipelines.backfill.plan import make_plan
-    from pipelines.backfill.stages import READ_COLUMNS, Preprocess, Score
+    from pipelines.scoring.stages import READ_COLUMNS, Preprocess, Score
     from pipelines.model import load_model, resolve_model
 
     lake = copy_lake(pristine, tmp_path / "lake")

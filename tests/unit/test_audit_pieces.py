@@ -26,7 +26,7 @@ def _decisions(rows: list[tuple[str, str, str, str, float, int, str]]) -> pl.Laz
             "content_id": cid, "market": market, "policy_id": policy, "policy_version": "p@1", "action": action,
             "score": score, "automated": "FULLY", "run_id": "r", "model_name": "m", "model_version": model,
             "decided_at": T0 + timedelta(minutes=minutes), "created_at": T0, "region": "DE", "language": "de",
-            "content_type": "TEXT",
+            "content_type": "TEXT", "source": "model",
         }  # fmt: skip
         for c in COLUMNS:
             data[c].append(values[c])
@@ -51,6 +51,23 @@ def test_current_decision_is_the_latest_row_and_changes_are_flagged() -> None:
     ]  # fmt: skip
     assert cur["changed"].to_list() == [True, True, False, False]
     assert cur["__band"].to_list() == [4, 4, 2, 3]
+
+
+def test_decision_of_record_stays_current_over_later_model_decisions() -> None:
+    lf = _decisions(
+        [
+            ("a", "DE", "hate", "remove", 0.95, 0, "1"),
+            ("a", "DE", "hate", "none", 0.95, 5, "review"),  # a reviewer lifted it
+            ("a", "DE", "hate", "remove", 0.97, 10, "2"),  # a later model run: not current
+        ]
+    ).with_columns(
+        pl.when(pl.col("model_version") == "review").then(pl.lit("human_review")).otherwise(pl.lit("model")).alias("source")
+    )
+    cur = current_decisions(lf, before=T0 + timedelta(minutes=30))
+    assert cur.select("action", "source").rows() == [("none", "human_review")]
+    from pipelines.current import current_decisions as plain
+
+    assert plain(lf).collect().select("action", "source").rows() == [("none", "human_review")]
 
 
 def test_draw_is_stratified_deterministic_and_oversamples_high_scores() -> None:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from batchjobs.cli import main
-from pipelines.backfill.chunks import chunk_of
+from pipelines.scoring.keys import chunk_of
 from pipelines.backfill.config import BackfillConfig
 from pipelines.backfill.plan import make_plan
 from pipelines.errors import BadConfigError, BadInputError

@@ -30,6 +30,8 @@ def _dead(ids: list[str], model_version: str = "1") -> pa.Table:
             "source_version": [0] * n,
             "failed_at": [now] * n,
             "chunk_id": [0] * n,
+            "source_file": [None] * n,
+            "source_row": [None] * n,
         },
         schema=DEAD_LETTERS,
     )

@@ -1,0 +1,56 @@
+"""The one definition of "the current decision" for a key, shared by sweep, audit, serve and reports.
+
+A decision key is (content_id, market, policy_id). Its current decision is the latest decision
+of the highest-precedence source present for it:
+
+    appeal > human_review > hash_match > model
+
+so a decision of record (a reviewer's or an appeal's outcome) is never overridden by a later model
+or sweep decision, and a match against a list of known material wins over a classifier. Within one
+source the most recently committed row wins: latest ``decided_at`` (the commit time), ties within
+one commit broken by policy version, model version and run id, so every reader picks the same row.
+
+Everything that needs the rule imports it from here: :data:`SOURCE_RANK` and :func:`source_rank`
+for the precedence, :data:`ORDER` for the sort that puts the current row last, and
+:func:`current_decisions` for the plain lazy form.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.schema import CURRENT_ORDER, DECISION_KEY, SOURCES
+
+KEY: tuple[str, ...] = DECISION_KEY
+SOURCE_RANK: dict[str, int] = {"model": 0, "hash_match": 1, "human_review": 2, "appeal": 3}
+"""Precedence of decision sources: higher wins, whatever the commit times."""
+RECORD_SOURCES: tuple[str, ...] = ("human_review", "appeal")
+"""Sources whose decisions are decisions of record: no sweep or model run re-decides their keys."""
+RANK = "__source_rank"
+ORDER: tuple[str, ...] = (RANK, *CURRENT_ORDER)
+"""Sort columns (ascending) after :func:`with_rank`: the current row of a key sorts last."""
+
+assert set(SOURCE_RANK) == set(SOURCES), "every decision source needs a precedence"
+
+
+def source_rank(source: pl.Expr | None = None) -> pl.Expr:
+    """The precedence of ``source`` (default: the ``source`` column) as a small integer."""
+    expr = pl.col("source") if source is None else source
+    # An unknown source ranks below every known one rather than failing a whole audit.
+    return expr.replace_strict(SOURCE_RANK, default=-1, return_dtype=pl.Int8)
+
+
+def with_rank(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Add :data:`RANK`, so sorting by :data:`ORDER` puts each key's current row last."""
+    return frame.with_columns(source_rank().alias(RANK))
+
+
+def current_decisions(decisions: pl.LazyFrame) -> pl.LazyFrame:
+    """The current row per key (precedence, then latest commit), without the rank column."""
+    return with_rank(decisions).sort(*ORDER).group_by(KEY, maintain_order=True).last().drop(RANK)
+
+
+def is_of_record(source: pl.Expr | None = None) -> pl.Expr:
+    """True for decisions of record (human review, appeal)."""
+    expr = pl.col("source") if source is None else source
+    return expr.is_in(list(RECORD_SOURCES))
