@@ -1,13 +1,9 @@
-"""Which decision is in force for a key: source precedence, then the latest commit.
+"""The decision in force for a key, in the forms the complaints, review and transparency code need.
 
-Stand-in for the shared ``pipelines/current.py`` that the lead is writing: the complaints
-ingest, the review-as-decisions writer and the transparency report call only these
-functions, so pointing them at the shared module is a change in this file alone.
-
-Rule (docs/architecture.md, "Decision sources"): the current decision of a key
-(content_id, market, policy_id) is the latest decision of the highest-precedence source
-present, appeal > human_review > hash_match > model. "Latest" is the order of
-:data:`pipelines.schema.CURRENT_ORDER` (decided_at, then the tie-breakers every reader uses).
+The rule itself (source precedence appeal > human_review > hash_match > model, then the latest
+commit) is :mod:`pipelines.current`'s; this module only adds what those callers ask of it:
+"in force just before a time", per request key (a complaint line, a review sample), and the
+replay of a key's history (which rows took effect).
 """
 
 from __future__ import annotations
@@ -17,19 +13,20 @@ from datetime import datetime
 
 import polars as pl
 
+from pipelines.current import ORDER, RANK, RECORD_SOURCES, SOURCE_RANK, source_rank, with_rank
 from pipelines.schema import CURRENT_ORDER, DECISION_KEY
 
-# Higher wins. A later model or sweep decision never overrides a decision of record.
-SOURCE_RANK: dict[str, int] = {"model": 0, "hash_match": 1, "human_review": 2, "appeal": 3}
 # Sources whose decisions are taken by automated means (detection and decision).
 AUTOMATED_SOURCES: tuple[str, ...] = ("model", "hash_match")
-RECORD_SOURCES: tuple[str, ...] = ("human_review", "appeal")
 
-
-def source_rank(source: pl.Expr | None = None) -> pl.Expr:
-    """The precedence of each row's ``source`` (unknown sources rank below ``model``)."""
-    expr = pl.col("source") if source is None else source
-    return expr.replace_strict(SOURCE_RANK, default=-1, return_dtype=pl.Int8)
+__all__ = [
+    "AUTOMATED_SOURCES",
+    "RECORD_SOURCES",
+    "SOURCE_RANK",
+    "current_decisions",
+    "effective_rows",
+    "source_rank",
+]
 
 
 def current_decisions(
@@ -41,12 +38,7 @@ def current_decisions(
     line) pass their own request key over rows already restricted to that request's key.
     """
     rows = decisions if before is None else decisions.filter(pl.col("decided_at") < before)
-    return (
-        rows.with_columns(source_rank().alias("__rank"))
-        .sort("__rank", *CURRENT_ORDER)
-        .unique(list(key), keep="last", maintain_order=True)
-        .drop("__rank")
-    )
+    return with_rank(rows).sort(*ORDER).unique(list(key), keep="last", maintain_order=True).drop(RANK)
 
 
 def effective_rows(decisions: pl.LazyFrame) -> pl.LazyFrame:
@@ -55,5 +47,5 @@ def effective_rows(decisions: pl.LazyFrame) -> pl.LazyFrame:
     Replaying a key's rows in commit order, a row takes effect unless a higher-precedence
     source already decided the key: after an appeal, a sweep's model row is ignored.
     """
-    ordered = decisions.with_columns(source_rank().alias("__rank")).sort(*DECISION_KEY, *CURRENT_ORDER)
-    return ordered.filter(pl.col("__rank") >= pl.col("__rank").cum_max().over(list(DECISION_KEY))).drop("__rank")
+    ordered = with_rank(decisions).sort(*DECISION_KEY, *CURRENT_ORDER)
+    return ordered.filter(pl.col(RANK) >= pl.col(RANK).cum_max().over(list(DECISION_KEY))).drop(RANK)
