@@ -1,0 +1,200 @@
+"""A lake on object storage: every command against ``s3://bucket/prefix`` on an S3 server on loopback.
+
+``moto_server`` (from the ``moto[server]`` test dependency) plays S3 on 127.0.0.1. The jobs get
+their credentials and endpoint only from the standard AWS variables, and their MLflow store
+from ``--tracking-uri`` (sqlite cannot live on S3). Nothing may land in a local folder named
+``s3:``: the tables, the model artifacts and the reports are all in the bucket.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from pipelines import storage
+from pipelines.lake import Lake, ensure_table, open_lake
+from tests.integration.s3_server import bucket_keys, moto_s3
+
+BUCKET = "trustbatch-it"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with moto_s3(tmp_path_factory.mktemp("moto") / "moto.log", buckets=(BUCKET,)) as endpoint:
+        yield endpoint
+
+
+def _keys(prefix: str) -> list[str]:
+    return bucket_keys(BUCKET, prefix)
+
+
+@dataclass
+class S3Run:
+    lake: Lake
+    workdir: Path
+    tracking: str
+    outputs: dict[str, str]
+
+
+def _cli(workdir: Path, *args: str, timeout: float = 900) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "RAY_ADDRESS")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "batchjobs", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, (
+        f"batchjobs {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    )
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def s3_run(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> S3Run:
+    """generate -> train (small) -> backfill -> sweep -> review sample/ingest -> audit, all on s3://."""
+    workdir = tmp_path_factory.mktemp("s3-cwd")  # the jobs' working directory: must stay empty
+    tracking = f"sqlite:///{tmp_path_factory.mktemp('s3-mlflow')}/mlflow.db"
+    root = f"s3://{BUCKET}/lakes/t14"
+    lake_args = ["--lake", root, "--tracking-uri", tracking]
+    out = {
+        "generate": _cli(workdir, "generate", *lake_args, "--rows", "60", "--bad-rows", "3", "--enrich", "10"),
+        "train": _cli(workdir, "train", *lake_args, "--epochs", "1", "--max-rows", "40", "--max-heldout-rows", "20"),
+        # A fresh local Ray in the job's own process tree: its workers inherit the AWS variables.
+        "backfill": _cli(workdir, "backfill", *lake_args, "--ray-address", "local"),
+        "sweep": _cli(workdir, "sweep", *lake_args, "--policy", "election-eu"),
+        "sample": _cli(workdir, "review", "sample", *lake_args, "--per-stratum", "5"),
+        "ingest": _cli(workdir, "review", "ingest", *lake_args, "--from-ground-truth"),
+        "audit": _cli(workdir, "audit", *lake_args),
+    }
+    return S3Run(open_lake(root, create=False, tracking_uri=tracking), workdir, tracking, out)
+
+
+def test_tables_models_and_reports_are_in_the_bucket_and_nothing_is_local(s3_run: S3Run) -> None:
+    prefix = "lakes/t14/"
+    keys = _keys(prefix)
+    for table in ("backlog", "ground_truth", "scores", "decisions", "dead_letters", "policy_packs", "review_samples"):
+        assert any(k.startswith(f"{prefix}{table}/_delta_log/") for k in keys), (
+            f"no Delta log for {table} in the bucket"
+        )
+    assert any(k.startswith(f"{prefix}mlartifacts/") and k.endswith("/model/model.json") for k in keys)
+    sweep_reports = {k.rsplit("/", 1)[1] for k in keys if k.startswith(f"{prefix}reports/sweep-")}
+    assert {"summary.parquet", "transitions.parquet", "report.json", "index.html"} <= sweep_reports
+    audit_reports = {k.rsplit("/", 1)[1] for k in keys if k.startswith(f"{prefix}reports/audit-")}
+    assert {"report.parquet", "report.json", "index.html", "statements_of_reasons.jsonl"} <= audit_reports
+    # The jobs ran in workdir: no 's3:' folder, no mlflow.db, no mlartifacts there.
+    assert list(s3_run.workdir.iterdir()) == []
+    assert "s3://trustbatch-it/lakes/t14/reports/audit-" in s3_run.outputs["audit"]
+    assert "s3://trustbatch-it/lakes/t14/reports/sweep-" in s3_run.outputs["sweep"]
+
+
+def test_the_jobs_did_their_work_on_s3(s3_run: S3Run) -> None:
+    lake = s3_run.lake
+    scores = pl.read_delta(lake.path("scores"))
+    decisions = pl.read_delta(lake.path("decisions"))
+    assert scores.height > 0 and scores["model_name"].unique().to_list() == ["starter"]
+    assert pl.read_delta(lake.path("dead_letters")).height == 3
+    assert decisions.filter(pl.col("policy_version") == "trustbatch-default@1.1.0").height > 0  # the sweep's rows
+    report = storage.read_bytes(f"{lake.reports}/{_only_report(lake, 'audit-')}/report.json")
+    assert b"trustbatch compliance audit" in report
+    # The model registered by `train` is in the tracking store, its artifacts in the bucket.
+    from mlflow import MlflowClient
+
+    mv = MlflowClient(tracking_uri=s3_run.tracking).get_model_version_by_alias("starter", "champion")
+    assert str(mv.source).startswith(f"{lake.artifacts_uri}/")
+
+
+def _only_report(lake: Lake, kind: str) -> str:
+    prefix = f"{lake.root.removeprefix(f's3://{BUCKET}/')}/reports/"
+    names = {k.removeprefix(prefix).split("/", 1)[0] for k in _keys(prefix)}
+    (name,) = [n for n in names if n.startswith(kind)]
+    return name
+
+
+def test_daft_reads_the_same_rows_as_polars(s3_run: S3Run) -> None:
+    import daft
+    from daft.io import IOConfig, S3Config
+
+    # Daft takes the AWS variables too, but needs use_ssl=False said explicitly for a plain-http endpoint.
+    io = IOConfig(s3=S3Config.from_env().replace(use_ssl=False))
+    for table in ("scores", "decisions", "backlog"):
+        uri = s3_run.lake.path(table)
+        assert (
+            daft.read_deltalake(uri, io_config=io).count_rows() == pl.scan_delta(uri).select(pl.len()).collect().item()
+        )
+
+
+def test_two_writers_pinned_to_one_version_on_s3_second_fails(s3_endpoint: str) -> None:
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake.exceptions import CommitFailedError
+
+    lake = open_lake(f"s3://{BUCKET}/lakes/writers", create=False)
+    uri = ensure_table(lake, "policy_packs")
+    first = DeltaTable(uri, storage_options=lake.storage_options)
+    second = DeltaTable(uri, storage_options=lake.storage_options)
+    assert first.version() == second.version() == 0
+    no_rebase = CommitProperties(max_commit_retries=0)
+    write_deltalake(first, _pack_row("a"), mode="append", commit_properties=no_rebase)
+    with pytest.raises(CommitFailedError):
+        write_deltalake(second, _pack_row("b"), mode="append", commit_properties=no_rebase)
+    assert DeltaTable(uri).version() == 1
+    assert pl.read_delta(uri)["pack_id"].to_list() == ["a"]
+
+
+def test_sink_retries_a_commit_that_lost_the_race_on_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sink's first attempt is made on a snapshot another writer has moved past: S3 refuses it, the retry lands."""
+    import deltalake
+    from deltalake import DeltaTable
+
+    from pipelines.sink import commit_once
+
+    lake = open_lake(f"s3://{BUCKET}/lakes/sink", create=False)
+    uri = ensure_table(lake, "policy_packs")
+    stale = DeltaTable(uri, storage_options=lake.storage_options)  # pinned at version 0
+    one, two = _pack_row("a"), _pack_row("b")
+    assert commit_once(lake, "policy_packs", one, app_id="writer-a")  # version 1
+
+    calls: list[int] = []
+    real = deltalake.DeltaTable
+
+    class FirstStale(real):  # type: ignore[misc,valid-type]
+        """DeltaTable whose first construction returns the stale snapshot (class methods unchanged)."""
+
+        def __new__(cls, *args: object, **kwargs: object) -> DeltaTable:  # type: ignore[misc]
+            calls.append(1)
+            return stale if len(calls) == 1 else real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deltalake, "DeltaTable", FirstStale)
+    assert commit_once(lake, "policy_packs", two, app_id="writer-b")
+    monkeypatch.undo()
+    assert len(calls) >= 2  # the stale attempt failed and was retried on a fresh snapshot
+    final = real(uri)
+    assert final.version() == 2
+    assert sorted(pl.read_delta(uri)["policy_version"].to_list()) == ["a@1", "b@1"]
+
+
+def _pack_row(name: str) -> pa.Table:
+    from datetime import UTC, datetime
+
+    from pipelines.schema import TABLES
+
+    row = {
+        "pack_id": name,
+        "version": "1",
+        "policy_version": f"{name}@1",
+        "sha256": name * 64,
+        "text": "",
+        "first_used_at": datetime(2026, 12, 1, tzinfo=UTC),
+        "first_run_id": "test",
+    }
+    return pa.Table.from_pylist([row], schema=TABLES["policy_packs"])
