@@ -6,6 +6,9 @@ weighted sum) and compute in float64 by default, so they are the ground truth fo
 ``kernels.fused_attention`` runs on CPU tensors when the Triton interpreter is off.
 Semantics shared by all four: non-causal; keys past a sequence's valid length are ignored; query rows
 past it are zeros.
+
+Also here: the numpy reference of ``kernels.hamming_matches`` (``hamming_matches_reference``) and the
+input normalisation both paths share (``hash_words``, ``check_threshold``).
 """
 
 from __future__ import annotations
