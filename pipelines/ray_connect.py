@@ -51,7 +51,10 @@ def resolve_address(address: str | None) -> tuple[str | None, str]:
     if address == LOCAL:
         return None, "--ray-address local"
     if address and address != "auto":
-        return address, f"--ray-address {address}"
+        # The commands' --ray-address defaults to $RAY_ADDRESS: name what the user actually set.
+        return address, f"RAY_ADDRESS={address}" if os.environ.get(
+            "RAY_ADDRESS"
+        ) == address else f"--ray-address {address}"
     env = os.environ.get("RAY_ADDRESS")
     if env:
         return (None, "RAY_ADDRESS=local") if env == LOCAL else (env, f"RAY_ADDRESS={env}")

@@ -44,7 +44,9 @@ def test_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert ray_connect.resolve_address(None) == ("10.1.2.3:6379", f"{record} (left by `ray start`)")
     monkeypatch.setenv("RAY_ADDRESS", "10.9.9.9:6380")
     assert ray_connect.resolve_address(None)[0] == "10.9.9.9:6380"
-    assert ray_connect.resolve_address("10.0.0.1:1234")[0] == "10.0.0.1:1234"
+    assert ray_connect.resolve_address("10.0.0.1:1234") == ("10.0.0.1:1234", "--ray-address 10.0.0.1:1234")
+    # The commands' --ray-address defaults to $RAY_ADDRESS: the message names the variable.
+    assert ray_connect.resolve_address("10.9.9.9:6380") == ("10.9.9.9:6380", "RAY_ADDRESS=10.9.9.9:6380")
     # "local" ignores both the environment and the recorded cluster.
     assert ray_connect.resolve_address("local")[0] is None
 
