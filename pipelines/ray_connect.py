@@ -64,7 +64,7 @@ def resolve_address(address: str | None) -> tuple[str | None, str]:
     except OSError:
         recorded = ""
     if recorded:
-        return recorded, f"{record} (left by `ray start`)"
+        return recorded, f"{record}, left by `ray start`"
     if address == "auto":
         raise BadConfigError(f"--ray-address auto: no running Ray cluster found; {_WHAT_TO_DO}")
     return None, "no cluster configured"

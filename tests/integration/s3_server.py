@@ -13,8 +13,18 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+# CI sets this: there the S3 tests must run, so a missing or dead server fails instead of skipping.
+REQUIRE_ENV = "TRUSTBATCH_REQUIRE_S3"
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_ENV}=1)")
+    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -40,12 +50,12 @@ def moto_s3(log: Path, *, buckets: tuple[str, ...]) -> Iterator[str]:
     """Start ``moto_server`` on a free loopback port, create ``buckets``, point the AWS variables at it.
 
     Yields the endpoint URL. The server is stopped by its pid. Skips the calling test with the
-    reason when the server cannot be found or does not start.
+    reason when the server cannot be found or does not start (fails it where ``TRUSTBATCH_REQUIRE_S3=1``).
     """
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     exe = shutil.which("moto_server", path=path)
     if exe is None:
-        pytest.skip("moto_server not found: install the test extra (moto[server]) to run the S3 lake tests")
+        _unavailable("moto_server not found: install the test extra (moto[server]) to run the S3 lake tests")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
@@ -58,7 +68,7 @@ def moto_s3(log: Path, *, buckets: tuple[str, ...]) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"moto_server could not start on {endpoint}: {log.read_text()[-500:]}")
+                    _unavailable(f"moto_server could not start on {endpoint}: {log.read_text()[-500:]}")
                 time.sleep(0.2)
         with pytest.MonkeyPatch.context() as mp:
             for k, v in s3_env(endpoint).items():

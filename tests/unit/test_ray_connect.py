@@ -41,7 +41,7 @@ def _record(tmp_path: Path, address: str) -> Path:
 def test_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert ray_connect.resolve_address(None)[0] is None  # nothing configured: a local Ray
     record = _record(tmp_path, "10.1.2.3:6379")
-    assert ray_connect.resolve_address(None) == ("10.1.2.3:6379", f"{record} (left by `ray start`)")
+    assert ray_connect.resolve_address(None) == ("10.1.2.3:6379", f"{record}, left by `ray start`")
     monkeypatch.setenv("RAY_ADDRESS", "10.9.9.9:6380")
     assert ray_connect.resolve_address(None)[0] == "10.9.9.9:6380"
     assert ray_connect.resolve_address("10.0.0.1:1234") == ("10.0.0.1:1234", "--ray-address 10.0.0.1:1234")
