@@ -163,35 +163,19 @@ def test_two_backfills_at_once_are_exactly_once(
 def test_crash_between_scores_and_decisions_commit_is_repaired_by_the_next_run(
     pristine: Lake, reference: Lake, ray_cluster: str, tmp_path: Path
 ) -> None:
-    """A job that died after committing a chunk's scores but before its decisions: the next
+    """A job that died after committing a unit's scores but before its decisions: the next
     run finds those rows scored but undecided and decides them from the stored scores."""
-    from pipelines.scoring.commit import ChunkWriter, Lineage, scores_long
     from pipelines.backfill.config import BackfillConfig
     from pipelines.backfill.plan import make_plan
-    from pipelines.scoring.stages import READ_COLUMNS, Preprocess, Score
-    from pipelines.model import load_model, resolve_model
+    from pipelines.backfill.worker import UnitJob, UnitRunner
+    from pipelines.model import resolve_model
+    from pipelines.scoring.commit import Lineage
 
     lake = copy_lake(pristine, tmp_path / "lake")
     pack = load_default_pack()
-    model = load_model(TINY_URI, lake=lake)
-    plan = make_plan(
-        BackfillConfig(lake=lake, model_uri=TINY_URI, chunk_rows=500),
-        model_version=model.version,
-        policy_version=pack.policy_version,
-    )
-    chunk = plan.to_score.filter(pl.col("chunk_id") == 0)
-    rows = (
-        read(lake, "backlog")
-        .filter(pl.col("content_id").is_in(chunk["content_id"].implode()))
-        .unique("content_id", keep="first")
-        .select(*READ_COLUMNS)
-        .with_columns(pl.lit(0, pl.Int64).alias("chunk_id"))
-    )
-    # What the commit actor would hold for chunk 0, computed by the same stages in-process.
-    ref = resolve_model(TINY_URI, lake=lake)
-    scored = pl.from_arrow(Score(ref, lake.root, 1)(Preprocess(model.preprocessor())(rows.to_arrow())))
-    assert isinstance(scored, pl.DataFrame)
-    ok = scored.filter(pl.col("error_class").is_null())
+    model = resolve_model(TINY_URI, lake=lake)
+    config = BackfillConfig(lake=lake, model_uri=TINY_URI, chunk_rows=500)
+    plan = make_plan(config, model_version=model.version, policy_version=pack.policy_version, use_ray=False)
     lineage = Lineage(
         job=f"backfill-{plan.job}",
         run_id="crashed-run",
@@ -201,13 +185,118 @@ def test_crash_between_scores_and_decisions_commit_is_repaired_by_the_next_run(
         policy_version=pack.policy_version,
         source_uri=plan.source_uri,
     )
-    ChunkWriter(lake, lineage, pack).scores(scores_long(ok, model.heads, pack), 0)  # ... and the job dies here
-    assert delta_commits(lake, "decisions") == 0
+    job = UnitJob(plan.spec, lineage, pack, tuple(model.heads), None, 256, {})
+    runner = UnitRunner(job, model, lake.root, 1)
+
+    def die(*_a: object, **_k: object) -> int:
+        raise RuntimeError("the job dies between the scores and the decisions commit")
+
+    runner.writer.decisions = die  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="the job dies"):
+        runner.run(0, plan.exceptions_of(0))
+    scored = read(lake, "scores")["content_id"].n_unique()
+    assert scored > 0 and delta_commits(lake, "decisions") == 0
 
     out = run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, "--chunk-rows", "500", ray_address=ray_cluster)
-    assert f"re-decided {ok.height}" in out
+    assert f"re-decided {scored}" in out
     _assert_exactly_once(lake)
     got_s, got_d = _keys(lake)
     want_s, want_d = _keys(reference)
     assert got_s.drop("score").equals(want_s.drop("score"))
     assert got_d.equals(want_d)
+
+
+def _kill_at(lake: Lake, args: tuple[str, ...], ray_cluster: str, share: float) -> int:
+    """Start a backfill, SIGKILL the driver once ``share`` of its units committed; return units committed."""
+    proc = batchjobs(*args, ray_address=ray_cluster)
+    deadline = time.monotonic() + 600
+    units = None
+    committed = 0
+    while proc.poll() is None and time.monotonic() < deadline:
+        line = proc.stderr.readline() if units is None else ""  # type: ignore[union-attr]
+        if units is None and "units with work:" in line:
+            units = int(line.split("units with work:")[1].split()[0])
+        if units:
+            committed = delta_commits(lake, "decisions") - 1  # minus the table's creation
+            if committed >= share * units:
+                break
+        else:
+            time.sleep(0.02)
+        time.sleep(0.02)
+    assert proc.poll() is None, "the backfill finished before it could be killed: use smaller units"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert units is not None and units >= 20
+    return committed
+
+
+@pytest.mark.parametrize("optimize_between", [False, True], ids=["rerun", "optimize-then-rerun"])
+def test_driver_sigkill_at_70_percent_keeps_finished_units_and_rerun_completes(
+    pristine: Lake, reference: Lake, ray_cluster: str, tmp_path: Path, optimize_between: bool
+) -> None:
+    lake = copy_lake(pristine, tmp_path / "lake")
+    args = ("backfill", "--lake", lake.root, "--model", TINY_URI, "--chunk-rows", "120")
+    _kill_at(lake, args, ray_cluster, 0.7)
+    total = read(reference, "scores").height
+    kept = read(lake, "scores").height
+    assert kept >= 0.6 * total, f"only {kept} of {total} score rows were committed before the kill"
+    if optimize_between:
+        from deltalake import DeltaTable
+
+        DeltaTable(lake.path("backlog")).optimize.compact()
+    out = run_ok(*args, ray_address=ray_cluster)
+    assert "scored 0," not in out  # the rest was scored
+    _assert_exactly_once(lake)
+    got_s, got_d = _keys(lake)
+    want_s, want_d = _keys(reference)
+    assert got_s.drop("score").equals(want_s.drop("score"))
+    assert got_d.equals(want_d)
+    assert read(lake, "dead_letters").height == read(reference, "dead_letters").height
+
+
+def test_incremental_run_reads_only_the_new_file_and_commits_per_unit(
+    reference: Lake, ray_cluster: str, tmp_path: Path
+) -> None:
+    import math
+    import shutil
+
+    from deltalake import DeltaTable, write_deltalake
+
+    lake = copy_lake(reference, tmp_path / "lake")
+    uri = lake.path("backlog")
+    old_files = set(DeltaTable(uri).file_uris())
+    k, chunk = 230, 100
+    good = pl.read_delta(lake.path("ground_truth"))["content_id"].unique()
+    new = (
+        read(lake, "backlog")
+        .filter(pl.col("content_id").is_in(good.implode()))
+        .unique("content_id")
+        .head(k)
+        .with_columns(pl.col("content_id") + "-new")
+    )
+    write_deltalake(uri, new.to_arrow(), mode="append")
+    DeltaTable(uri).optimize.compact()  # compaction between runs re-scores nothing
+    # Tests run as root, so chmod would not stop a read: move every file but the appended one away.
+    keep = set(DeltaTable(uri, version=DeltaTable(uri).version() - 1).file_uris()) - old_files
+    assert len(keep) == 1
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in set(DeltaTable(uri).file_uris()) | old_files:
+        if f not in keep and os.path.exists(f):
+            shutil.move(f, moved / Path(f).name)
+    before = {t: delta_commits(lake, t) for t in ("scores", "decisions", "dead_letters")}
+    out = run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, "--chunk-rows", str(chunk), ray_address=ray_cluster)
+    assert f"scored {k}," in out, out
+    commits = {t: delta_commits(lake, t) - before[t] for t in before}
+    assert max(commits.values()) <= math.ceil(k / chunk) + 1, commits
+    _assert_exactly_once(lake)
+    # Nothing new is left: the next run reads no file at all.
+    assert "scored 0, dead-lettered 0" in run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, ray_address=ray_cluster)
+
+
+def test_dry_run_plans_and_writes_nothing(pristine: Lake, tmp_path: Path) -> None:
+    lake = copy_lake(pristine, tmp_path / "lake")
+    before = sorted(p.name for p in Path(lake.root).iterdir())
+    out = run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, "--chunk-rows", "500", "--dry-run")
+    assert "dry run: nothing was written" in out and "units with work: 7" in out
+    assert sorted(p.name for p in Path(lake.root).iterdir()) == before

@@ -1,4 +1,4 @@
-"""Backfill planning and its user-facing errors, without Ray."""
+"""Backfill planning (files from the log, units, key-level checks) and its user-facing errors, without Ray."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import pyarrow as pa
 import pytest
 
 from batchjobs.cli import main
-from pipelines.scoring.keys import chunk_of
 from pipelines.backfill.config import BackfillConfig
-from pipelines.backfill.plan import make_plan
+from pipelines.backfill.files import WorkFile, changed_files, snapshot_files
+from pipelines.backfill.plan import Plan, make_plan
+from pipelines.backfill.read import META, Slice, read_table
+from pipelines.backfill.units import Units
 from pipelines.errors import BadConfigError, BadInputError
 from pipelines.generate import GenerateConfig, generate_backlog
 from pipelines.lake import Lake, open_lake
+
+TS = pa.timestamp("us", tz="UTC")
 
 
 @pytest.fixture(scope="module")
@@ -25,44 +29,123 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     return lake
 
 
-def _plan(lake: Lake, **kw: object) -> object:
-    return make_plan(BackfillConfig(lake=lake, **kw), model_version="1", policy_version="p@1")  # type: ignore[arg-type]
+def _plan(lake: Lake, **kw: object) -> Plan:
+    return make_plan(BackfillConfig(lake=lake, **kw), model_version="1", policy_version="p@1", use_ray=False)  # type: ignore[arg-type]
 
 
-def test_metadata_problems_are_dead_lettered_at_plan_time(lake: Lake) -> None:
+def test_metadata_problems_and_duplicates_are_exceptions_and_no_row_is_lost(lake: Lake) -> None:
     plan = _plan(lake, chunk_rows=100)
-    kinds = plan.invalid.group_by("error_class").len()  # type: ignore[attr-defined]
-    counts = dict(zip(kinds["error_class"].to_list(), kinds["len"].to_list(), strict=True))
+    dead = plan.exceptions.filter(pl.col("status") == "dead")
+    counts = dict(dead.group_by("error_class").len().iter_rows())
     assert counts == {"MissingContentId": 2, "DuplicateContentId": 2, "UnknownRegion": 2}
-    null_ids = plan.invalid.filter(pl.col("content_id").is_null())  # type: ignore[attr-defined]
-    # A row without an id is located by table, version and row, relative to the lake.
-    assert all(loc.startswith("backlog@v") and "#row=" in loc for loc in null_ids["locator"].to_list())
-    # Each duplicated id is scored once: the planner counts both copies for the reader.
-    dup = plan.invalid.filter(pl.col("error_class") == "DuplicateContentId")["content_id"].to_list()  # type: ignore[attr-defined]
-    copies = plan.to_score.filter(pl.col("content_id").is_in(dup))["copies"].to_list()  # type: ignore[attr-defined]
-    assert copies == [2, 2]
-    assert plan.selected == 422  # type: ignore[attr-defined]
-    # Every selected row is either planned for scoring or refused: none is lost.
-    assert plan.to_score.height + plan.invalid.height == 422  # type: ignore[attr-defined]
+    # A row without an id is located by the data file and row, relative to the lake.
+    for loc in dead.filter(pl.col("content_id").is_null())["locator"].to_list():
+        assert loc.startswith("backlog@") and "#row=" in loc
+    # The first copy of a duplicated id is scored; the later copy is the dead letter.
+    dup_ids = dead.filter(pl.col("error_class") == "DuplicateContentId")["content_id"].to_list()
+    assert len(set(dup_ids)) == 2
+    assert plan.units.rows == 422
+    # Every row of the segment is exactly one of: scored, dead-lettered, skipped, outside.
+    assert plan.count("score") + plan.count("dead") == 422
+    assert sum(work for work, _ in plan.unit_work.values()) == 422
 
 
-def test_chunks_depend_on_ids_not_layout_and_the_job_key_is_stable(lake: Lake) -> None:
+def test_units_partition_the_rows_and_the_job_key_is_stable(lake: Lake) -> None:
     a, b = _plan(lake, chunk_rows=50), _plan(lake, chunk_rows=50)
-    assert a.job == b.job and a.n_chunks == b.n_chunks == 9  # type: ignore[attr-defined]
-    assert a.to_score.equals(b.to_score)  # type: ignore[attr-defined]
-    for cid, chunk in a.to_score.head(20).select("content_id", "chunk_id").rows():  # type: ignore[attr-defined]
-        assert chunk == chunk_of(cid, a.n_chunks)  # type: ignore[attr-defined]
-    assert _plan(lake, chunk_rows=60).job != a.job  # type: ignore[attr-defined]
-    assert sum(a.expected_rows().values()) == a.to_score["copies"].sum()  # type: ignore[attr-defined]
+    assert a.job == b.job and len(a.units) == len(b.units) == 9
+    assert a.exceptions.sort("unit", "source_row").equals(b.exceptions.sort("unit", "source_row"))
+    covered = [(s.file.path, s.start, s.stop) for u in range(len(a.units)) for s in a.units.slices(u)]
+    assert sum(stop - start for _, start, stop in covered) == 422
+    assert all(stop - start <= 50 for _, start, stop in covered)
+    assert _plan(lake, chunk_rows=60).job != a.job
 
 
-def test_since_until_and_limit_select_by_creation_time(lake: Lake) -> None:
+def test_small_files_share_units_and_large_files_are_cut() -> None:
+    files = [WorkFile(f"f{i:04d}.parquet", 1, 3) for i in range(1000)] + [WorkFile("big.parquet", 2, 1234)]
+    units = Units(files, 500)
+    assert units.rows == 4234 and len(units) == 9  # ceil(4234 / 500): not one unit per small file
+    seen = [(s.file.path, s.start, s.stop) for slices in units for s in slices]
+    assert sum(stop - start for _, start, stop in seen) == 4234
+    assert units.unit_of(1000, 0) == 3000 // 500 and units.unit_of(1000, 1233) == 4233 // 500
+
+
+def test_since_until_select_by_creation_time_and_limit_caps_the_new_work(lake: Lake) -> None:
     since, until = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
     plan = _plan(lake, since=since, until=until)
     backlog = pl.read_delta(lake.path("backlog"))
-    want = backlog.filter((pl.col("created_at") >= since) & (pl.col("created_at") < until)).height
-    assert plan.selected == want  # type: ignore[attr-defined]
-    assert _plan(lake, limit=37).selected == 37  # type: ignore[attr-defined]
+    window = (pl.col("created_at") >= since) & (pl.col("created_at") < until)
+    assert plan.count("score") + plan.count("dead") == backlog.filter(window).height
+    assert plan.count("out") == backlog.filter(~window).height
+    limited = _plan(lake, limit=37)
+    assert limited.count("score") + limited.count("dead") == 37
+    assert limited.cutoff is not None and limited.job != _plan(lake).job
+
+
+def test_the_log_tells_appends_from_compaction(tmp_path: Path) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    uri = str(tmp_path / "t")
+    for i in range(3):
+        write_deltalake(uri, _rows([f"a{i}", f"b{i}"]), mode="append")
+    DeltaTable(uri).optimize.compact()
+    write_deltalake(uri, _rows(["c"]), mode="append")
+    latest = DeltaTable(uri).version()
+    assert [f.version for f in changed_files(uri, -1, latest)] == [0, 1, 2, 4]  # compaction's file skipped
+    assert [f.rows for f in changed_files(uri, 3, latest)] == [1]
+    assert len(snapshot_files(uri, latest)) == 2  # the compacted file and the last append
+
+
+def test_partition_values_and_later_columns_are_restored(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    uri = str(tmp_path / "parted")
+    first = _rows(["a", "b"]).drop_columns(["markets"]).append_column("day", pa.array(["2026-01-01"] * 2))
+    write_deltalake(uri, first, partition_by=["day", "content_type"], mode="append")
+    second = _rows(["c"]).append_column("day", pa.array(["2026-01-02"])).append_column("extra", pa.array([1]))
+    write_deltalake(uri, second, partition_by=["day", "content_type"], mode="append", schema_mode="merge")
+    from pipelines.backfill.files import table_schema
+
+    schema = table_schema(uri, 1)
+    files = changed_files(uri, -1, 1)
+    table = read_table(uri, [Slice(f, 0, f.rows) for f in files], META, schema)
+    got = table.sort_by("content_id").to_pylist()
+    assert [r["content_type"] for r in got] == ["TEXT", "TEXT", "TEXT"]
+    assert [r["markets"] for r in got] == [["DE"], ["DE"], ["FR"]]  # missing column -> [region]
+    assert {r["source_file"].split("/")[0] for r in got} == {"day=2026-01-01", "day=2026-01-02"}
+
+
+def test_content_id_of_the_wrong_type_is_named(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    uri = str(tmp_path / "ints")
+    write_deltalake(uri, _rows(["a"]).set_column(0, "content_id", pa.array([1], pa.int64())))
+    with pytest.raises(BadInputError, match=r"column 'content_id' has type int64, expected string"):
+        _plan(open_lake(str(tmp_path / "lake")), backlog=uri)
+
+
+def test_deletion_vectors_are_refused_in_one_line(tmp_path: Path) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    uri = str(tmp_path / "dv")
+    DeltaTable.create(uri, schema=_rows(["a"]).schema, configuration={"delta.enableDeletionVectors": "true"})
+    write_deltalake(uri, _rows(["a"]), mode="append")
+    with pytest.raises(BadInputError, match=r"deletion vectors") as err:
+        _plan(open_lake(str(tmp_path / "lake")), backlog=uri)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_log_versions_fall_back_to_a_full_scan(tmp_path: Path) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    lake = open_lake(str(tmp_path / "lake"))
+    uri = str(tmp_path / "old")
+    for i in range(3):
+        write_deltalake(uri, _rows([f"x{i}"]), mode="append")
+    DeltaTable(uri).create_checkpoint()
+    (Path(uri) / "_delta_log" / f"{1:020d}.json").unlink()  # what log retention does
+    plan = _plan(lake, backlog=uri)
+    assert plan.full_scan and plan.note is not None and "log retention" in plan.note
+    assert plan.count("score") == 3
 
 
 def test_missing_backlog_says_what_to_do(tmp_path: Path) -> None:
@@ -122,3 +205,19 @@ def test_cli_missing_backlog_is_one_line_and_nonzero(tmp_path: Path, capsys: pyt
     code = main(["backfill", "--lake", str(tmp_path / "lake"), "--model", str(tmp_path / "nowhere")])
     err = capsys.readouterr().err
     assert code != 0 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _rows(ids: list[str]) -> pa.Table:
+    n = len(ids)
+    region = ["DE"] * n if ids[0] != "c" else ["FR"] * n
+    return pa.table(
+        {
+            "content_id": pa.array(ids, pa.string()),
+            "created_at": pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * n, TS),
+            "region": pa.array(region, pa.string()),
+            "markets": pa.array([[r] for r in region], pa.list_(pa.string())),
+            "language": pa.array(["de"] * n, pa.string()),
+            "content_type": pa.array(["TEXT"] * n, pa.string()),
+            "text": pa.array(["hallo"] * n, pa.string()),
+        }
+    )
