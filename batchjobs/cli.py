@@ -19,7 +19,7 @@ from pipelines.errors import BatchJobsError
 
 # Module names under batchjobs.commands, in the order `--help` lists them.
 COMMANDS: tuple[str, ...] = ("generate", "train", "backfill", "sweep", "policy", "audit", "review", "serve", "demo")
-COMMANDS += ("complaints", "transparency")
+COMMANDS += ("complaints", "transparency", "compact")
 
 
 class _Parser(argparse.ArgumentParser):

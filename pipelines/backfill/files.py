@@ -38,6 +38,7 @@ class WorkFile:
     rows: int
     rewrite: bool = False
     partition_values: dict[str, str | None] = field(default_factory=dict)
+    size: int = 0  # bytes, from the log
 
     def uri(self, table_uri: str) -> str:
         return f"{table_uri.rstrip('/')}/{self.path}"
@@ -94,7 +95,7 @@ def _with_rows(files: list[WorkFile], table_uri: str) -> list[WorkFile]:
     out = []
     for f in files:
         rows = f.rows if f.rows >= 0 else _footer_rows(f.uri(table_uri))
-        out.append(WorkFile(f.path, f.version, rows, f.rewrite, f.partition_values))
+        out.append(WorkFile(f.path, f.version, rows, f.rewrite, f.partition_values, f.size))
     return out
 
 
@@ -107,6 +108,7 @@ def snapshot_files(uri: str, version: int) -> list[WorkFile]:
     table = pa.table(actions) if not isinstance(actions, pa.Table) else actions
     paths = [str(p) for p in table.column("path").to_pylist()]
     records = table.column("num_records").to_pylist() if "num_records" in table.column_names else [None] * len(paths)
+    sizes = table.column("size_bytes").to_pylist() if "size_bytes" in table.column_names else [0] * len(paths)
     part_cols = [c for c in table.column_names if c.startswith("partition.")]
     parts = [{c.removeprefix("partition."): table.column(c)[i].as_py() for c in part_cols} for i in range(len(paths))]
     added_at: dict[str, int] = {}
@@ -124,8 +126,9 @@ def snapshot_files(uri: str, version: int) -> list[WorkFile]:
             rows=int(n) if n is not None else -1,
             rewrite=rewrite_of.get(p, False),
             partition_values={k: None if v is None else str(v) for k, v in pv.items()},
+            size=int(b or 0),
         )
-        for p, n, pv in zip(paths, records, parts, strict=True)
+        for p, n, pv, b in zip(paths, records, parts, sizes, strict=True)
     ]
     files.sort(key=lambda f: (f.version, f.path))
     return _with_rows(files, uri)
@@ -154,6 +157,7 @@ def changed_files(uri: str, after: int, upto: int) -> list[WorkFile]:
                     a.num_records if a.num_records is not None else -1,
                     commit.rewrites_data,
                     dict(a.partition_values),
+                    a.size,
                 )
     files = sorted(found.values(), key=lambda f: (f.version, f.path))
     return _with_rows(files, uri)

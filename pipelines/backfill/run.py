@@ -52,6 +52,8 @@ class BackfillSummary:
     unchanged: int = 0
     edits: int = 0
     plan_lines: tuple[str, ...] = field(default=())
+    files_read: int = 0  # backlog data files the run's units read
+    bytes_read: int = 0  # their size (whole files; a unit reads only its row groups)
 
     @property
     def rows_per_s(self) -> float:
@@ -340,6 +342,8 @@ def run_backfill(
             unchanged=totals["unchanged"],
             edits=totals["edits"],
             plan_lines=tuple(plan.lines()),
+            files_read=len(read_files := {s.file.path: s.file.size for u in units for s in plan.units.slices(u)}),
+            bytes_read=sum(read_files.values()),
         )
         run.log_metrics(
             {
