@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 from PIL import Image
 
 from pipelines.generate.known_media import TRANSFORMS, make_known_media, near_duplicate
-from pipelines.hashes.robustness import measure
+from pipelines.hashes.robustness import main, measure
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +43,12 @@ def test_generation_is_deterministic_and_checks_arguments() -> None:
         make_known_media(5, n_known=-1)
     with pytest.raises(ValueError, match="transform must be one of"):
         near_duplicate(Image.new("RGB", (8, 8)), "crop", random.Random(0))
+
+
+def test_robustness_cli_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--seed", "2", "--known", "3", "--per-transform", "1", "--look-alikes", "3"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["known"] == 3 and result["threshold"] == 31
+    assert {row["transform"] for row in result["rows"]} >= set(TRANSFORMS)
