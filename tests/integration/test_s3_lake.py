@@ -8,6 +8,7 @@ from ``--tracking-uri`` (sqlite cannot live on S3). Nothing may land in a local 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -132,6 +133,62 @@ def test_daft_reads_the_same_rows_as_polars(s3_run: S3Run) -> None:
         assert (
             daft.read_deltalake(uri, io_config=io).count_rows() == pl.scan_delta(uri).select(pl.len()).collect().item()
         )
+
+
+def test_serve_scores_and_logs_decisions_to_the_s3_lake(s3_run: S3Run) -> None:
+    """`batchjobs serve --lake s3://...`: the replica loads the model from the bucket, decisions go back to it."""
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    from pipelines.model import TinyModel, register_model
+    from tests.integration.helpers import descendants
+    from tests.integration.s3_server import free_port
+
+    lake = s3_run.lake
+    register_model(TinyModel(), lake=lake, name="tiny", promote=True)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "RAY_ADDRESS")}
+    args = ["serve", "--lake", lake.root, "--tracking-uri", s3_run.tracking, "--model", "models:/tiny@champion"]
+    args += ["--insecure-no-auth", "--port", str(port), "--log-decisions", "--log-max-seconds", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchjobs", *args, "--ray-address", "local"],
+        cwd=s3_run.workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    item = {"content_id": "s3-serve-1", "region": "DE", "markets": ["DE", "FR"], "content_type": "TEXT", "text": "hi"}
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
+                time.sleep(1)
+        req = urllib.request.Request(f"{url}/v1/score", data=json.dumps(item).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            body = json.loads(resp.read())
+        assert body["model"] == {"name": "tiny", "version": "1"}
+        time.sleep(3)  # the decision log commits every second
+    finally:
+        tree = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # serve's clean stop (what `ray job stop` sends)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            for pid in [proc.pid, *tree]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.communicate()
+    logged = pl.read_delta(lake.path("decisions")).filter(pl.col("content_id") == "s3-serve-1")
+    assert sorted(logged["market"].unique().to_list()) == ["DE", "FR"]
+    assert list(s3_run.workdir.iterdir()) == []
 
 
 def test_two_writers_pinned_to_one_version_on_s3_second_fails(s3_endpoint: str) -> None:
