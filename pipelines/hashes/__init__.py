@@ -7,7 +7,7 @@ The GPU matcher is ``kernels.hamming_matches`` (same pairs as ``match_hashes``).
 from __future__ import annotations
 
 from pipelines.hashes.bankfile import BankEntry, BankFile, parse_bank_csv, read_bank_csv
-from pipelines.hashes.codec import as_array, bits_to_bytes, bytes_to_bits, distance, from_hex, to_hex
+from pipelines.hashes.codec import as_array, bits_to_bytes, bytes_to_bits, distance, from_arrow, from_hex, to_hex
 from pipelines.hashes.matcher import DEFAULT_THRESHOLD, MIN_QUALITY, Matches, match_dihedral, match_hashes
 from pipelines.hashes.pdq import (
     DIHEDRAL_NAMES,
@@ -39,6 +39,7 @@ __all__ = [
     "decode",
     "distance",
     "for_hashing",
+    "from_arrow",
     "from_hex",
     "hash_bytes",
     "hash_dihedral",

@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pdqhash
+import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -21,6 +22,7 @@ from pipelines.hashes import (
     decode,
     distance,
     for_hashing,
+    from_arrow,
     from_hex,
     hash_bytes,
     hash_dihedral,
@@ -100,3 +102,18 @@ def test_decode_refuses_non_images() -> None:
     with pytest.raises(BadInputError, match="could not be decoded"):
         decode(b"not an image at all")
     assert decode(_png(Image.new("LA", (20, 10)))).mode == "RGB"
+
+
+def test_from_arrow_reads_binary32_columns_without_copies_per_row() -> None:
+    rows = [bytes([k]) * 32 for k in range(5)]
+    col = pa.array(rows, type=pa.binary(32))
+    assert np.array_equal(from_arrow(col), as_array(rows))
+    assert np.array_equal(from_arrow(col.slice(2, 2)), as_array(rows[2:4]))
+    chunked = pa.chunked_array([col.slice(0, 2), col.slice(3, 2)])
+    assert np.array_equal(from_arrow(chunked), as_array(rows[:2] + rows[3:]))
+    assert np.array_equal(from_arrow(pa.array(rows, type=pa.binary())), as_array(rows))
+    assert from_arrow(pa.chunked_array([], type=pa.binary(32))).shape == (0, 32)
+    with pytest.raises(ValueError, match="nulls"):
+        from_arrow(pa.array([rows[0], None], type=pa.binary(32)))
+    with pytest.raises(ValueError, match="binary"):
+        from_arrow(pa.array(["x"]))
