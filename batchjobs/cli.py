@@ -50,6 +50,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"batchjobs {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an environment failure: one line here, the traceback in a file
+        return _internal_error(args.command, exc)
+
+
+def _internal_error(command: str, exc: Exception) -> int:
+    import tempfile
+    import time
+    import traceback
+
+    path = os.path.join(
+        tempfile.gettempdir(), f"batchjobs-{command}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    )
+    with open(path, "w") as handle:
+        traceback.print_exception(exc, file=handle)
+    last = (str(exc).strip().splitlines() or [""])[-1][:300]
+    print(
+        f"batchjobs {command}: error: unexpected {type(exc).__name__}: {last} (traceback in {path}; "
+        "committed work is kept, run the same command again or report it)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def entry() -> NoReturn:

@@ -271,7 +271,9 @@ def _fully_scored(lake: object, rows: int) -> None:
     path = str(files.column("path")[0])
     for lo in range(0, rows, 500_000):
         n = min(500_000, rows - lo)
-        items = pl.DataFrame({"content_id": [f"item-{i:09d}" for i in range(lo, lo + n)], "source_row": range(lo, lo + n)})
+        items = pl.DataFrame(
+            {"content_id": [f"item-{i:09d}" for i in range(lo, lo + n)], "source_row": range(lo, lo + n)}
+        )
         long = items.join(pl.DataFrame({"policy_id": [p.id for p in pack.policies]}), how="cross").with_columns(
             pl.lit(0.1, pl.Float32).alias("score"), pl.lit("bench").alias("run_id"), pl.lit("tiny").alias("model_name"),
             pl.lit("1").alias("model_version"), pl.lit(0, pl.Int64).alias("source_version"),
@@ -327,7 +329,9 @@ def _max_ray_worker_rss() -> int:
         try:
             if not (entry / "cmdline").read_bytes().startswith(b"ray::"):
                 continue
-            best = max(best, int((entry / "stat").read_text().rsplit(")", 1)[1].split()[21]) * os.sysconf("SC_PAGE_SIZE"))
+            best = max(
+                best, int((entry / "stat").read_text().rsplit(")", 1)[1].split()[21]) * os.sysconf("SC_PAGE_SIZE")
+            )
         except OSError:
             continue
     return best
@@ -347,7 +351,17 @@ def dry_run_rss(tmp: Path, sizes: list[int]) -> dict[str, float]:
             lake = open_lake(str(tmp / f"dry{n}"))
             register_model(TinyModel(), lake=lake, name="tiny", promote=True)
             _synthetic_backlog(lake.path("backlog"), n)
-            cmd = [sys.executable, "-m", "batchjobs", "backfill", "--lake", lake.root, "--model", "models:/tiny@champion", "--dry-run"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "batchjobs",
+                "backfill",
+                "--lake",
+                lake.root,
+                "--model",
+                "models:/tiny@champion",
+                "--dry-run",
+            ]
             start = time.monotonic()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
             peak = worker = 0

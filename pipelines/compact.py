@@ -31,7 +31,9 @@ class Compacted:
     version: int | None
 
 
-def compact(lake: Lake, tables: tuple[str, ...] = COMPACTED, *, target_bytes: int = TARGET_FILE_BYTES) -> list[Compacted]:
+def compact(
+    lake: Lake, tables: tuple[str, ...] = COMPACTED, *, target_bytes: int = TARGET_FILE_BYTES
+) -> list[Compacted]:
     """OPTIMIZE each existing table of ``tables``; returns what changed per table."""
     from deltalake import DeltaTable
 

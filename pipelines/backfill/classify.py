@@ -1,9 +1,9 @@
 """Key-level planning of one hash bucket of content ids: what each new backlog row needs.
 
-The planner splits the segment's rows by a hash of ``content_id`` into buckets; one task per
-bucket reads the metadata columns of the segment's files (no media), keeps its bucket's rows,
-looks those ids up in ``scores``, ``decisions`` and ``dead_letters`` (this model and pack only),
-and decides for each row:
+The planner splits the segment's rows by a hash of ``content_id`` into buckets: map tasks read
+the metadata columns of a group of files (no media) and split their rows by bucket; one reduce
+task per bucket gathers its rows, looks those ids up in ``scores``, ``decisions`` and
+``dead_letters`` (this model and pack only), and decides for each row:
 
 - ``score``: new work (the default, never listed);
 - ``dead``: refused on metadata (no id, unknown region, market or content type) or a duplicate
@@ -75,23 +75,39 @@ def bucket_expr(n_buckets: int) -> pl.Expr:
     return (pl.col("content_id").hash(seed=HASH_SEED) % n_buckets).cast(pl.Int64)
 
 
-def read_bucket(spec: ScanSpec, bucket: int) -> pl.DataFrame:
-    """Metadata rows of the segment whose id falls in ``bucket``, with their positions."""
-    parts = []
-    for index, work in enumerate(spec.files):
+def split_files(spec: ScanSpec, lo: int, hi: int) -> list[pl.DataFrame]:
+    """Map step: metadata rows of files ``[lo, hi)`` with their positions, split by bucket.
+
+    Returns ``n_buckets`` frames (empty where a bucket has no row of these files). Memory: the
+    metadata of these files (about 150 B a row).
+    """
+    parts: list[list[pl.DataFrame]] = [[] for _ in range(spec.n_buckets)]
+    for index in range(lo, hi):
+        work = spec.files[index]
         for batch in read_slice(spec.table_uri, Slice(work, 0, work.rows), META, spec.schema):
             frame = pl.from_arrow(batch)
             assert isinstance(frame, pl.DataFrame)
-            frame = frame.filter(bucket_expr(spec.n_buckets) == bucket)
-            if frame.height:
-                parts.append(
-                    frame.with_columns(
-                        pl.lit(index, pl.Int64).alias("file_index"), pl.lit(work.rewrite).alias("rewrite")
-                    )
-                )
-    if not parts:
-        return pl.DataFrame()
-    return pl.concat(parts, how="vertical_relaxed")
+            frame = frame.with_columns(
+                pl.lit(index, pl.Int64).alias("file_index"),
+                pl.lit(work.rewrite).alias("rewrite"),
+                bucket_expr(spec.n_buckets).alias("__bucket"),
+            )
+            for (bucket,), part in frame.partition_by("__bucket", as_dict=True).items():
+                parts[int(bucket)].append(part.drop("__bucket"))  # type: ignore[call-overload]
+    return [pl.concat(p, how="vertical_relaxed") if p else pl.DataFrame() for p in parts]
+
+
+def file_groups(spec: ScanSpec, rows_per_group: int) -> list[tuple[int, int]]:
+    """Consecutive file ranges of about ``rows_per_group`` rows: the map tasks' inputs."""
+    groups, lo, acc = [], 0, 0
+    for i, f in enumerate(spec.files):
+        acc += f.rows
+        if acc >= rows_per_group:
+            groups.append((lo, i + 1))
+            lo, acc = i + 1, 0
+    if lo < len(spec.files):
+        groups.append((lo, len(spec.files)))
+    return groups
 
 
 def _problem() -> pl.Expr:
@@ -314,8 +330,13 @@ def before_or_at(cutoff: tuple[Any, ...]) -> pl.Expr:
     return expr
 
 
-def scan_bucket(spec: ScanSpec, bucket: int, limit: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Read and classify one bucket; returns (classified rows, first keys for --limit)."""
-    rows = classify(spec, read_bucket(spec, bucket))
+def scan_bucket(
+    spec: ScanSpec, bucket: int, limit: int | None, *parts: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Reduce step: classify one bucket's rows (``parts`` from every map task); returns
+    (classified rows, first keys for --limit). Memory: one bucket."""
+    flat = [q for p in parts for q in (p if isinstance(p, list) else [p])]  # one bucket: a list per map
+    present = [p for p in flat if p.height]
+    rows = classify(spec, pl.concat(present, how="vertical_relaxed") if present else pl.DataFrame())
     keys = first_keys(spec, rows, limit) if limit is not None else pl.DataFrame()
     return rows, keys

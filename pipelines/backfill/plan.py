@@ -27,7 +27,15 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from pipelines.backfill.classify import EXCEPTION_SCHEMA, ScanSpec, finish, order_key_columns, scan_bucket
+from pipelines.backfill.classify import (
+    EXCEPTION_SCHEMA,
+    ScanSpec,
+    file_groups,
+    finish,
+    order_key_columns,
+    scan_bucket,
+    split_files,
+)
 from pipelines.backfill.config import BackfillConfig
 from pipelines.backfill.files import LogGoneError, WorkFile, changed_files, snapshot_files, table_schema
 from pipelines.backfill.progress import watermark
@@ -37,7 +45,8 @@ from pipelines.lake import table_exists
 from pipelines.scoring.keys import job_key
 
 BUCKET_ROWS = 1_000_000
-"""Rows per planning bucket: bounds a planning task's memory (~150 B a row of metadata)."""
+"""Rows per planning bucket and per map task's file group: bounds a planning task's memory
+(about 150 B a row of metadata)."""
 LOCAL_PLAN_ROWS = 200_000
 """Segments up to this many rows are planned in the driver's process (no Ray needed)."""
 
@@ -119,7 +128,7 @@ def _limit_cutoff(keys: list[pl.DataFrame], limit: int) -> tuple[Any, ...] | Non
     if not frames:
         return None
     merged = pl.concat(frames, how="vertical_relaxed").sort(order_key_columns(), nulls_last=True)
-    if merged.height <= limit:
+    if merged.height < limit:
         return None
     return tuple(merged.row(limit - 1))
 
@@ -139,7 +148,8 @@ def _merge(plan: Plan, results: list[dict[str, Any]]) -> None:
 
 
 def _plan_locally(plan: Plan, n_buckets: int, limit: int | None) -> None:
-    scanned = [scan_bucket(plan.spec, b, limit) for b in range(n_buckets)]
+    parts = split_files(plan.spec, 0, len(plan.spec.files))
+    scanned = [scan_bucket(plan.spec, b, limit, parts[b]) for b in range(n_buckets)]
     plan.cutoff = _limit_cutoff([k for _, k in scanned], limit) if limit is not None else None
     _merge(plan, [finish(plan.spec, rows, plan.cutoff) for rows, _ in scanned])
 
@@ -149,11 +159,16 @@ def _plan_on_ray(plan: Plan, n_buckets: int, limit: int | None) -> None:
 
     # Planning tasks reserve no CPU: they run while the job's scoring actors hold the CPUs of a
     # small cluster, and they are short. Their memory is bounded by a bucket.
+    spec = ray.put(plan.spec)
+    split = ray.remote(num_cpus=0, num_returns=n_buckets, max_retries=3)(split_files)
     scan = ray.remote(num_cpus=0, num_returns=2, max_retries=3)(scan_bucket)
     done = ray.remote(num_cpus=0, max_retries=3)(finish)
-    pairs = [scan.remote(plan.spec, b, limit) for b in range(n_buckets)]
+    maps = [split.remote(spec, lo, hi) for lo, hi in file_groups(plan.spec, BUCKET_ROWS)]
+    if n_buckets == 1:  # num_returns=1 gives one ref (to the list of one frame), not a list of refs
+        maps = [[m] for m in maps]
+    pairs = [scan.remote(spec, b, limit, *[m[b] for m in maps]) for b in range(n_buckets)]
     plan.cutoff = _limit_cutoff(ray.get([k for _, k in pairs]), limit) if limit is not None else None
-    _merge(plan, ray.get([done.remote(plan.spec, rows, plan.cutoff) for rows, _ in pairs]))
+    _merge(plan, ray.get([done.remote(spec, rows, plan.cutoff) for rows, _ in pairs]))
 
 
 def make_plan(

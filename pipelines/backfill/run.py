@@ -176,7 +176,14 @@ def _stream(
 
 
 def _map_units(
-    ds: Any, config: BackfillConfig, job: UnitJob, model: ModelRef, scorers: int, actor_cpus: float, threads: int, gpus: int
+    ds: Any,
+    config: BackfillConfig,
+    job: UnitJob,
+    model: ModelRef,
+    scorers: int,
+    actor_cpus: float,
+    threads: int,
+    gpus: int,
 ) -> Any:
     import ray
 
@@ -358,5 +365,3 @@ def run_backfill(
             }
         )
     return summary
-
-

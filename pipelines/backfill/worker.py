@@ -202,4 +202,3 @@ class UnitScorer:
         for unit, data in zip(batch["unit"], batch["exceptions"], strict=True):
             rows.append(self.runner.run(int(unit), decode_exceptions(bytes(data))))
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
-

@@ -116,9 +116,7 @@ class ChunkWriter:
         v = self.since.get
         self.seen = {
             "dead_letters": SeenKeys(("locator",), {"model_version": mv}, since_version=v("dead_letters")),
-            "scores": SeenKeys(
-                ("content_id", "content_sha256"), {"model_version": mv}, since_version=v("scores")
-            ),
+            "scores": SeenKeys(("content_id", "content_sha256"), {"model_version": mv}, since_version=v("scores")),
             "decisions": SeenKeys(
                 ("content_id",),
                 {"model_version": mv, "policy_version": self.lineage.policy_version},

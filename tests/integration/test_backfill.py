@@ -285,13 +285,17 @@ def test_incremental_run_reads_only_the_new_file_and_commits_per_unit(
         if f not in keep and os.path.exists(f):
             shutil.move(f, moved / Path(f).name)
     before = {t: delta_commits(lake, t) for t in ("scores", "decisions", "dead_letters")}
-    out = run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, "--chunk-rows", str(chunk), ray_address=ray_cluster)
+    out = run_ok(
+        "backfill", "--lake", lake.root, "--model", TINY_URI, "--chunk-rows", str(chunk), ray_address=ray_cluster
+    )
     assert f"scored {k}," in out, out
     commits = {t: delta_commits(lake, t) - before[t] for t in before}
     assert max(commits.values()) <= math.ceil(k / chunk) + 1, commits
     _assert_exactly_once(lake)
     # Nothing new is left: the next run reads no file at all.
-    assert "scored 0, dead-lettered 0" in run_ok("backfill", "--lake", lake.root, "--model", TINY_URI, ray_address=ray_cluster)
+    assert "scored 0, dead-lettered 0" in run_ok(
+        "backfill", "--lake", lake.root, "--model", TINY_URI, ray_address=ray_cluster
+    )
 
 
 def test_dry_run_plans_and_writes_nothing(pristine: Lake, tmp_path: Path) -> None:

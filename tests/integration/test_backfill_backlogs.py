@@ -85,7 +85,9 @@ def test_duplicates_within_and_across_appends_are_dead_letters_exactly_once(mess
     dead = read(lake, "dead_letters")
     dups = dead.filter(pl.col("error_class") == "DuplicateContentId")
     assert dups.height == 5  # 2 within the first append, 3 repeated by the second
-    assert set(dups["content_id"].to_list()) == set(rows.slice(0, 2)["content_id"]) | set(rows.slice(10, 3)["content_id"])
+    assert set(dups["content_id"].to_list()) == set(rows.slice(0, 2)["content_id"]) | set(
+        rows.slice(10, 3)["content_id"]
+    )
     assert dups["message"].str.contains("first copy is scored").all()
     # The first copy was scored (from the first append), once.
     first = _scores(lake).filter(pl.col("content_id").is_in(dups["content_id"].implode()))
