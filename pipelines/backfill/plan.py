@@ -163,10 +163,10 @@ def _plan_on_ray(plan: Plan, n_buckets: int, limit: int | None) -> None:
     split = ray.remote(num_cpus=0, num_returns=n_buckets, max_retries=3)(split_files)
     scan = ray.remote(num_cpus=0, num_returns=2, max_retries=3)(scan_bucket)
     done = ray.remote(num_cpus=0, max_retries=3)(finish)
-    maps = [split.remote(spec, lo, hi) for lo, hi in file_groups(plan.spec, BUCKET_ROWS)]
+    maps: list[Any] = [split.remote(spec, lo, hi) for lo, hi in file_groups(plan.spec, BUCKET_ROWS)]
     if n_buckets == 1:  # num_returns=1 gives one ref (to the list of one frame), not a list of refs
         maps = [[m] for m in maps]
-    pairs = [scan.remote(spec, b, limit, *[m[b] for m in maps]) for b in range(n_buckets)]
+    pairs: list[Any] = [scan.remote(spec, b, limit, *[m[b] for m in maps]) for b in range(n_buckets)]
     plan.cutoff = _limit_cutoff(ray.get([k for _, k in pairs]), limit) if limit is not None else None
     _merge(plan, ray.get([done.remote(spec, rows, plan.cutoff) for rows, _ in pairs]))
 

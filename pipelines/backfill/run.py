@@ -204,9 +204,10 @@ def _map_units(
     )
 
 
-def _add(totals: dict[str, int], row: dict[str, Any]) -> None:
+def _count(totals: dict[str, int], progress: Progress, row: dict[str, Any]) -> None:
     for k in totals:
         totals[k] += int(row[k])
+    progress.update(row)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -303,7 +304,7 @@ def run_backfill(
             todo, failure = units, ""
             for attempt in range(REDO_PASSES + 1):
                 try:
-                    _stream(config, plan, job, model, todo, lambda row: (_add(totals, row), progress.update(row)))
+                    _stream(config, plan, job, model, todo, lambda row: _count(totals, progress, row))
                 except Exception as exc:  # an actor or node lost: the units it held are redone below
                     failure = _one_line(exc)
                     print(f"backfill: pass {attempt + 1} failed ({failure})", file=sys.stderr)

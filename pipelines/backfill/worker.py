@@ -106,7 +106,15 @@ class UnitRunner:
             pl.col("recorded").fill_null(False),
         )
         rows = rows.filter(pl.col("status") != "skip").with_columns(pl.lit(unit, pl.Int64).alias("chunk_id"))
-        out = {"unit": unit, "rows": total, "scored": 0, "dead": 0, "redecided": 0, "unchanged": 0, "edits": 0}
+        out: dict[str, Any] = {
+            "unit": unit,
+            "rows": total,
+            "scored": 0,
+            "dead": 0,
+            "redecided": 0,
+            "unchanged": 0,
+            "edits": 0,
+        }
 
         dead = rows.filter(pl.col("status") == "dead")
         dead_letters = [
