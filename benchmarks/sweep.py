@@ -31,10 +31,10 @@ def _stored_lake(root: Path, items: int) -> tuple[object, int]:
     import numpy as np
     import polars as pl
 
-    from pipelines.scoring.commit import ChunkWriter, Lineage, scores_long
     from pipelines.lake import open_lake
     from pipelines.markets import ALL_MARKETS
     from pipelines.policy import load_default_pack, record_pack
+    from pipelines.scoring.commit import ChunkWriter, Lineage, scores_long
     from pipelines.tracking import experiment_id
 
     lake = open_lake(str(root))

@@ -17,8 +17,8 @@ import polars as pl
 
 from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
-from pipelines.errors import BadInputError
 from pipelines.current import ORDER, RANK, source_rank
+from pipelines.errors import BadInputError
 from pipelines.schema import DECISION_KEY
 
 _F = TypeVar("_F", pl.DataFrame, pl.LazyFrame)

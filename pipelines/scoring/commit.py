@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from pipelines.lake import Lake
 from pipelines.policy import Pack, decide

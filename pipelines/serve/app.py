@@ -100,8 +100,8 @@ class Scorer:
             self.decision_log = DecisionLog(self._writer(settings), settings.log)
 
     def _writer(self, settings: ReplicaSettings) -> Any:
-        from pipelines.scoring.commit import ChunkWriter, Lineage
         from pipelines.lake import Lake
+        from pipelines.scoring.commit import ChunkWriter, Lineage
 
         try:
             replica = serve.get_replica_context().replica_tag

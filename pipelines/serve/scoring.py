@@ -17,12 +17,12 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from pipelines.scoring.commit import decide_scores, scores_long
-from pipelines.scoring.stages import Preprocess, Score
 from pipelines.lake import Lake
 from pipelines.model import resolve_model
 from pipelines.policy import Pack
 from pipelines.schema import BACKLOG
+from pipelines.scoring.commit import decide_scores, scores_long
+from pipelines.scoring.stages import Preprocess, Score
 
 
 @dataclass

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from pipelines.scoring.keys import assign_chunks, job_key
-from pipelines.scoring.commit import head_rows
 from pipelines.errors import BadConfigError, BadInputError
 from pipelines.lake import table_exists
 from pipelines.policy import Pack, decide, load_pack, parse_pack, record_pack
 from pipelines.policy.diff import PolicyChange, changed_policies, describe, diff
+from pipelines.scoring.commit import head_rows
+from pipelines.scoring.keys import assign_chunks, job_key
 from pipelines.sink import SeenKeys, commit_once
 from pipelines.sweep.config import SweepConfig
 from pipelines.sweep.current import current_decisions
