@@ -34,6 +34,12 @@ AUTOMATED_DECISION = {
 _MIN_CONTENT_DATE = date(2000, 1, 1)
 _MIN_APPLICATION_DATE = date(2020, 1, 1)
 _ACTION_WORDS = {"label": "labelled", "demote": "demoted", "age_restrict": "age-restricted", "remove": "removed"}
+_SOURCE_NOTE = {
+    "model": "",
+    "hash_match": " (known-material match)",
+    "human_review": " (human review)",
+    "appeal": " (on appeal)",
+}
 _HOW = {
     "AUTOMATED_DECISION_FULLY": "The action was applied automatically, without human review.",
     "AUTOMATED_DECISION_PARTIALLY": "The action was proposed automatically and applied only after human review.",
@@ -42,13 +48,43 @@ _HOW = {
 
 
 def restrictive_rows(current: pl.LazyFrame) -> pl.LazyFrame:
-    """Current decisions that restrict an item in an EU/EEA market."""
+    """Current decisions that restrict an item in an EU/EEA market (``source`` defaults to ``model``)."""
+    if "source" not in current.collect_schema().names():
+        current = current.with_columns(pl.lit("model").alias("source"))
     return current.filter(
         pl.col("action").is_in(list(RESTRICTIVE_ACTIONS)) & pl.col("market").is_in(list(mk.EEA))
     ).select(
         "content_id", "market", "policy_id", "policy_version", "action", "automated", "model_name", "model_version",
-        "created_at", "decided_at", "content_type",
+        "created_at", "decided_at", "content_type", "source",
     )  # fmt: skip
+
+
+def _detection() -> pl.Expr:
+    """What found and decided the content, one sentence per source present (precedence order, record first).
+
+    A decision of record is described as what it is (a reviewer's or an appeal's outcome), a
+    hash match as a match against known material (never the hash or the list entry), and only
+    model decisions as a classifier's.
+    """
+    title = pl.lit("the policy '") + pl.col("title") + pl.lit("'")
+    sentences = {
+        "appeal": pl.lit("The decision was taken on an internal complaint (Article 20 DSA) about the content under ")
+        + title
+        + pl.lit(", after a person reconsidered the earlier decision. "),
+        "human_review": pl.lit("A human moderator reviewed the content and found that it violates ")
+        + title
+        + pl.lit(". "),
+        "hash_match": pl.lit("The content matched material already known to violate ")
+        + title
+        + pl.lit(" (an automated match against a list of known items). "),
+        "model": pl.lit("The content was detected by an automated classifier (")
+        + pl.col("model")
+        + pl.lit(") as violating ")
+        + title
+        + pl.lit(": its score reached the action threshold set for each market. "),
+    }
+    parts = [pl.when(pl.col(f"__src_{s}")).then(text).otherwise(pl.lit("")) for s, text in sentences.items()]
+    return pl.concat_str(parts)
 
 
 def _policy_table(packs: dict[str, tuple[Pack, str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -96,7 +132,10 @@ def build(rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> tuple[pl.Da
     (content before 2000, application before 2020).
     """
     policies, tiers = _policy_table(packs)
+    if "source" not in rows.columns:
+        rows = rows.with_columns(pl.lit("model").alias("source"))
     word = pl.col("action").replace_strict(_ACTION_WORDS, return_dtype=pl.String)
+    note = pl.col("source").replace_strict(_SOURCE_NOTE, default="", return_dtype=pl.String)
     # One group-by with string aggregations (no list gymnastics): a million statements in seconds.
     st = (
         rows.join(tiers, on=["policy_version", "policy_id", "action"], how="left")
@@ -105,7 +144,8 @@ def build(rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> tuple[pl.Da
         .agg(
             pl.col("visibility").unique().sort().alias("decision_visibility"),
             pl.col("market").alias("territorial_scope"),
-            pl.concat_str([pl.col("market"), pl.lit(" "), word]).str.join(", ").alias("__phrases"),
+            pl.concat_str([pl.col("market"), pl.lit(" "), word, note]).str.join(", ").alias("__phrases"),
+            *((pl.col("source") == s).any().alias(f"__src_{s}") for s in _SOURCE_NOTE),
             (pl.col("automated") == "FULLY").all().alias("__fully"),
             (pl.col("automated") == "NOT_AUTOMATED").all().alias("__human"),
             pl.col("policy_version").max(),
@@ -140,10 +180,7 @@ def build(rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> tuple[pl.Da
     st = st.with_columns(
         pl.concat_str(
             [
-                pl.lit("The content was detected by an automated classifier ("), pl.col("model"),
-                pl.lit(") as violating the policy '"), pl.col("title"),
-                pl.lit("': its score reached the action threshold set for each market. Actions by market: "),
-                pl.col("__phrases"), pl.lit(". "), how,
+                _detection(), pl.lit("Actions by market: "), pl.col("__phrases"), pl.lit(". "), how,
             ]
         ).str.slice(0, 5000).alias("decision_facts"),
         pl.when(ctype.is_in(list(SHORT_CONTENT_TYPES)) & (ctype != "OTHER"))
