@@ -165,9 +165,11 @@ def load_model_dir(path: str | Path, *, where: str | None = None) -> ScoringMode
     return model
 
 
-def check_heads(model: ScoringModel | ModelRef, required_heads: Iterable[str], *, uri: str | None = None) -> None:
-    """Raise :class:`BadConfigError` if ``model`` lacks any of ``required_heads``."""
-    missing = [h for h in required_heads if h not in model.heads]
+def check_heads(
+    model: ScoringModel | ModelRef, required_heads: Iterable[str | None], *, uri: str | None = None
+) -> None:
+    """Raise :class:`BadConfigError` if ``model`` lacks any of ``required_heads`` (None: a policy without a head)."""
+    missing = [h for h in required_heads if h is not None and h not in model.heads]
     if missing:
         where = uri or f"models:/{model.name}/{model.version}"
         raise BadConfigError(

@@ -56,19 +56,21 @@ class _Tables:
     """
 
     def __init__(self, pack: Pack) -> None:
-        self.policy_ids = pl.Series("policy_id", pack.policy_ids, dtype=pl.String)
-        head_of = [pack.heads.index(p.head) for p in pack.policies]
+        # Policies decided by banks alone (no head) have no score to decide from: left out here.
+        policies = pack.model_policies
+        self.policy_ids = pl.Series("policy_id", [p.id for p in policies], dtype=pl.String)
+        head_of = [pack.heads.index(p.head) for p in policies if p.head is not None]
         self.one_policy_per_head = len(set(head_of)) == len(head_of)
         # With one policy per head the head code IS the policy code (heads follow policy order).
         self.head_codes = {h: i for i, h in enumerate(pack.heads)}
         self.head_policies = pl.DataFrame(
-            {"__h": head_of, "__p": list(range(len(pack.policies)))},
+            {"__h": head_of, "__p": list(range(len(policies)))},
             schema={"__h": pl.UInt32, "__p": pl.UInt32},
         )
         actions: list[str] = []
         automated: list[str] = []
         thresholds: list[float | None] = []
-        for policy in pack.policies:
+        for policy in policies:
             pad = _LEVELS - 1 - len(policy.tiers)
             actions += ["none", *policy.actions, *(["none"] * pad)]
             automated += ["FULLY", *("FULLY" if t.fully_automated else "PARTIALLY" for t in policy.tiers)]
@@ -88,7 +90,7 @@ class _Tables:
         zone_ids = pl.Series([mk.ALL_MARKETS.index(zone_of[c]) for c in mk.ALL_MARKETS] + [-1], dtype=pl.Int32)
         r, m = pl.col("__r"), pl.col("__m")
         expr: pl.Expr = pl.lit(True)
-        for i, policy in enumerate(pack.policies):
+        for i, policy in enumerate(pack.model_policies):
             c = policy.conditions
             if c.empty:
                 continue

@@ -18,12 +18,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from pipelines import markets as mk
-from pipelines.policy.model import Conditions, Pack, Policy
+from pipelines.policy.model import BankBinding, Conditions, Pack, Policy
 
 # Pseudo-market for every market that no override names (resolved to the default).
 OTHER_MARKETS = "*"
 DECISION_KINDS: frozenset[str] = frozenset(
-    {"policy_added", "policy_removed", "head", "conditions", "tiers", "automation", "thresholds"}
+    {"policy_added", "policy_removed", "head", "banks", "conditions", "tiers", "automation", "thresholds"}
 )
 TEXT_KINDS: frozenset[str] = frozenset({"pack", "governance", "title", "category", "ground", "visibility"})
 
@@ -94,6 +94,14 @@ def _conditions_words(c: Conditions) -> str:
     return "; ".join(parts) if parts else "no conditions (applies everywhere)"
 
 
+def _binding_words(b: BankBinding | None) -> str:
+    if b is None:
+        return "not bound"
+    auto = "fully automated" if b.fully_automated else "waits for review"
+    allow = f", allow-lists {', '.join(b.allow)}" if b.allow else ""
+    return f"{b.action} ({auto}) at distance <= {b.threshold}{allow}"
+
+
 def _threshold_changes(old: Policy, new: Policy) -> list[PolicyChange]:
     common = [a for a in new.actions if a in old.actions]
     groups: dict[tuple[str, float, float], list[str]] = {}
@@ -140,6 +148,12 @@ def _policy_changes(old: Policy, new: Policy) -> list[PolicyChange]:
     if old.head != new.head:
         add("head", f"reads head '{new.head}' instead of '{old.head}' (needs scores of that head)",
             old_v=old.head, new_v=new.head)  # fmt: skip
+    old_b, new_b = {b.bank: b for b in old.banks}, {b.bank: b for b in new.banks}
+    for bank in dict.fromkeys([*old_b, *new_b]):
+        a_b, b_b = old_b.get(bank), new_b.get(bank)
+        if a_b != b_b:
+            add("banks", f"bank {bank}: {_binding_words(a_b)} -> {_binding_words(b_b)}",
+                old_v=_binding_words(a_b), new_v=_binding_words(b_b))  # fmt: skip
     if old.conditions != new.conditions:
         add("conditions", f"conditions change from {_conditions_words(old.conditions)} "
             f"to {_conditions_words(new.conditions)}", old_v=_conditions_words(old.conditions),
@@ -177,6 +191,12 @@ def _policy_changes(old: Policy, new: Policy) -> list[PolicyChange]:
     return out
 
 
+def _decided_by(p: Policy) -> str:
+    parts = [f"reading head '{p.head}' with tiers {', '.join(p.actions)}"] if p.head is not None else []
+    parts += [f"matching bank '{b.bank}' ({b.action})" for b in p.banks]
+    return " and ".join(parts)
+
+
 def diff(old: Pack, new: Pack) -> list[PolicyChange]:
     """Every change from ``old`` to ``new``, pack-level first, then per policy in ``new`` order."""
     out: list[PolicyChange] = []
@@ -202,8 +222,8 @@ def diff(old: Pack, new: Pack) -> list[PolicyChange]:
     for p in new.policies:
         if p.id not in old.policy_ids:
             out.append(PolicyChange(p.id, "policy_added", True,
-                                    f"{p.id}: new policy '{p.title}' reading head '{p.head}' "
-                                    f"with tiers {', '.join(p.actions)}", markets=everywhere, new=p.id))  # fmt: skip
+                                    f"{p.id}: new policy '{p.title}' {_decided_by(p)}",
+                                    markets=everywhere, new=p.id))  # fmt: skip
         else:
             out += _policy_changes(old.policy(p.id), p)
     return out

@@ -93,6 +93,30 @@ class Conditions:
         return not (self.outside_transfer_zone and market in mk.transfer_zone(region))
 
 
+DEFAULT_BANK_THRESHOLD = 31
+"""Largest PDQ distance that matches when a binding gives none (PDQ's and HMA's default)."""
+
+
+@dataclass(frozen=True)
+class BankBinding:
+    """A hash bank bound to a policy: a match against the bank decides the policy.
+
+    bank: the bank id (``hash_banks.bank_id``), e.g. ``known_csam``.
+    action: the tier action a match takes (one of :data:`TIER_ACTIONS`).
+    fully_automated: True if the action applies without a human; False if it waits for review.
+    threshold: largest Hamming distance (0-256) between a stored hash and a bank entry that matches.
+    visibility: the Transparency Database ``decision_visibility`` of a restrictive action.
+    allow: allow-list banks: an item that matches one of them (same threshold) is not matched.
+    """
+
+    bank: str
+    action: str
+    fully_automated: bool
+    threshold: int = DEFAULT_BANK_THRESHOLD
+    visibility: str | None = None
+    allow: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Policy:
     """One policy: what it prohibits, on what ground, and what follows at which score."""
@@ -102,7 +126,8 @@ class Policy:
     category: str
     category_specification: tuple[str, ...]
     decision_ground: str
-    head: str
+    head: str | None
+    """The model head whose score this policy reads; None for a policy decided by banks alone."""
     tiers: tuple[Tier, ...]
     # key ("default", a group or a market) -> tier action -> threshold, as written.
     thresholds: Mapping[str, Mapping[str, float]]
@@ -111,6 +136,8 @@ class Policy:
     illegal_content_explanation: str | None = None
     incompatible_content_ground: str | None = None
     incompatible_content_explanation: str | None = None
+    banks: tuple[BankBinding, ...] = ()
+    """Hash banks whose matches decide this policy (source ``hash_match``)."""
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -159,7 +186,21 @@ class Pack:
     @property
     def heads(self) -> tuple[str, ...]:
         """The model heads this pack reads, in policy order, without repeats."""
-        return tuple(dict.fromkeys(p.head for p in self.policies))
+        return tuple(dict.fromkeys(p.head for p in self.policies if p.head is not None))
+
+    @property
+    def model_policies(self) -> tuple[Policy, ...]:
+        """The policies decided from a model head's score (every policy but bank-only ones)."""
+        return tuple(p for p in self.policies if p.head is not None)
+
+    def bindings(self, bank: str | None = None) -> tuple[tuple[Policy, BankBinding], ...]:
+        """(policy, binding) of every bank binding, or only those of ``bank``, in pack order."""
+        return tuple((p, b) for p in self.policies for b in p.banks if bank is None or b.bank == bank)
+
+    @property
+    def banks(self) -> tuple[str, ...]:
+        """Bank ids bound to some policy (allow-list banks not included), without repeats."""
+        return tuple(dict.fromkeys(b.bank for _, b in self.bindings()))
 
     def policy(self, policy_id: str) -> Policy:
         for p in self.policies:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipelines import markets as mk
 from pipelines.policy import dsa
-from pipelines.policy.model import DEFAULT_KEY, TIER_ACTIONS
+from pipelines.policy.model import DEFAULT_BANK_THRESHOLD, DEFAULT_KEY, TIER_ACTIONS
 
 SCHEMA_ID = "https://trustbatch.example.org/schemas/policy-pack.json"
 
@@ -39,9 +39,24 @@ def pack_json_schema() -> dict[str, Any]:
             "fully_automated": {"type": "boolean"},
         },
     }
+    binding = {
+        "type": "object",
+        "required": ["bank", "action", "fully_automated"],
+        "additionalProperties": False,
+        "properties": {
+            "bank": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            "threshold": {"type": "integer", "minimum": 0, "maximum": 256, "default": DEFAULT_BANK_THRESHOLD},
+            "action": {"enum": list(TIER_ACTIONS)},
+            "fully_automated": {"type": "boolean"},
+            "visibility": {"enum": [*dsa.DECISION_VISIBILITIES, None]},
+            "allow": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}},
+        },
+    }
     policy = {
         "type": "object",
-        "required": ["id", "title", "category", "decision_ground", "head", "tiers", "thresholds"],
+        "required": ["id", "title", "category", "decision_ground"],
+        # A head needs tiers and thresholds; a policy without a head is decided by its banks.
+        "anyOf": [{"required": ["head", "tiers", "thresholds"]}, {"required": ["banks"]}],
         "additionalProperties": False,
         "properties": {
             "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
@@ -54,6 +69,7 @@ def pack_json_schema() -> dict[str, Any]:
             "incompatible_content_ground": text,
             "incompatible_content_explanation": text,
             "head": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            "banks": {"type": "array", "minItems": 1, "items": binding},
             "conditions": {
                 "type": "object",
                 "additionalProperties": False,

@@ -23,10 +23,12 @@ from pipelines import markets as mk
 from pipelines.errors import BadConfigError
 from pipelines.policy import dsa
 from pipelines.policy.model import (
+    DEFAULT_BANK_THRESHOLD,
     DEFAULT_KEY,
     DEFAULT_VISIBILITY,
     RESTRICTIVE_ACTIONS,
     TIER_ACTIONS,
+    BankBinding,
     Conditions,
     Governance,
     Pack,
@@ -40,11 +42,13 @@ POLICY_FIELDS = (
     "id", "title", "category", "category_specification", "decision_ground",
     "illegal_content_legal_ground", "illegal_content_explanation",
     "incompatible_content_ground", "incompatible_content_explanation",
-    "head", "conditions", "tiers", "thresholds",
+    "head", "banks", "conditions", "tiers", "thresholds",
 )  # fmt: skip
 TIER_FIELDS = ("action", "visibility", "fully_automated")
+BANK_FIELDS = ("bank", "threshold", "action", "fully_automated", "visibility", "allow")
 CONDITION_FIELDS = ("regions", "markets", "outside_transfer_zone")
-_REQUIRED_POLICY = ("id", "title", "category", "decision_ground", "head", "tiers", "thresholds")
+_REQUIRED_POLICY = ("id", "title", "category", "decision_ground")
+_HEAD_FIELDS = ("tiers", "thresholds")  # required with a head, refused without one
 GROUND_TEXTS: dict[str, tuple[str, str]] = {
     "DECISION_GROUND_ILLEGAL_CONTENT": ("illegal_content_legal_ground", "illegal_content_explanation"),
     "DECISION_GROUND_INCOMPATIBLE_CONTENT": ("incompatible_content_ground", "incompatible_content_explanation"),
@@ -153,6 +157,22 @@ class _Checker:
         for key in _REQUIRED_POLICY:
             if key not in p:
                 self.add(f"{path}.{key}", "is missing")
+        if p.get("head") is None and not p.get("banks"):
+            self.add(
+                path,
+                "has neither a head nor banks: nothing could decide it; give it a model head (with tiers and "
+                "thresholds), a bank binding (banks: [{bank: ..., action: ..., fully_automated: ...}]), or both",
+            )
+        elif p.get("head") is not None:
+            for key in _HEAD_FIELDS:
+                if key not in p:
+                    self.add(f"{path}.{key}", "is missing")
+        else:
+            for key in _HEAD_FIELDS:
+                if key in p:
+                    self.add(
+                        f"{path}.{key}", "needs a head: a policy decided by banks alone takes its action from them"
+                    )
         pid = p.get("id")
         if "id" in p and (not isinstance(pid, str) or not _ID.match(pid)):
             self.add(f"{path}.id", f"{pid!r} is not a policy id (lower-case letters, digits and _)")
@@ -166,7 +186,7 @@ class _Checker:
             )
         texts = {k: self.text(p, k, path, required=False) for k in (*POLICY_FIELDS[5:9],)}
         head = p.get("head")
-        if "head" in p:
+        if head is not None:
             if not isinstance(head, str) or not _ID.match(head):
                 self.add(f"{path}.head", f"{head!r} is not a head name (lower-case letters, digits and _)")
             elif self.heads is not None and head not in self.heads:
@@ -177,8 +197,12 @@ class _Checker:
                 )
         conditions = self.conditions(p.get("conditions"), f"{path}.conditions")
         tiers = self.tiers(p.get("tiers"), f"{path}.tiers") if "tiers" in p else None
-        if tiers and ground in GROUND_TEXTS:
-            restrictive = [t.action for t in tiers if t.action in RESTRICTIVE_ACTIONS]
+        banks = self.banks(p.get("banks"), f"{path}.banks") if "banks" in p else ()
+        if head is None and "tiers" not in p:
+            tiers = ()
+        actions = [t.action for t in tiers or ()] + [b.action for b in banks or ()]
+        if actions and ground in GROUND_TEXTS:
+            restrictive = list(dict.fromkeys(a for a in actions if a in RESTRICTIVE_ACTIONS))
             if restrictive:
                 for key in GROUND_TEXTS[ground]:
                     if texts[key] is None and key not in p:
@@ -188,7 +212,9 @@ class _Checker:
                             "for statements of reasons",
                         )
         thresholds = self.thresholds(p.get("thresholds"), f"{path}.thresholds", tiers) if "thresholds" in p else None
-        if len(self.problems) != before or tiers is None or thresholds is None or conditions is None:
+        if head is None and "thresholds" not in p:
+            thresholds = MappingProxyType({})
+        if len(self.problems) != before or tiers is None or thresholds is None or conditions is None or banks is None:
             return None
         # Every field was checked above (no new problem), so these casts only inform mypy.
         return Policy(
@@ -197,12 +223,85 @@ class _Checker:
             category=cast(str, category),
             category_specification=keywords,
             decision_ground=str(ground),
-            head=cast(str, head),
+            head=cast("str | None", head),
             tiers=tiers,
             thresholds=thresholds,
             conditions=conditions,
+            banks=banks,
             **texts,
         )
+
+    def banks(self, value: Any, path: str) -> tuple[BankBinding, ...] | None:
+        """Bank bindings: which bank's matches decide the policy, at what distance, with what action."""
+        if not isinstance(value, list) or not value:
+            self.add(path, f"must be a non-empty list of bank bindings, got {_kind(value)}")
+            return None
+        before = len(self.problems)
+        out: list[BankBinding] = []
+        seen: dict[str, int] = {}
+        for i, raw in enumerate(value):
+            where = f"{path}[{i}]"
+            b = self.mapping(raw, where, BANK_FIELDS)
+            if b is None:
+                continue
+            bank = b.get("bank")
+            if not isinstance(bank, str) or not _ID.match(bank):
+                what = "is missing" if bank is None else f"{bank!r} is not a bank id (lower-case letters, digits and _)"
+                self.add(f"{where}.bank", what)
+                continue
+            if bank in seen:
+                self.add(f"{where}.bank", f"bank '{bank}' is bound twice (first at {path}[{seen[bank]}])")
+                continue
+            seen[bank] = i
+            action = b.get("action")
+            if action not in TIER_ACTIONS:
+                what = "is missing" if action is None else f"unknown action {action!r}"
+                self.add(f"{where}.action", f"{what} (allowed: {', '.join(TIER_ACTIONS)})")
+                continue
+            threshold = b.get("threshold", DEFAULT_BANK_THRESHOLD)
+            if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= 256:
+                self.add(
+                    f"{where}.threshold",
+                    f"must be a whole number of bits in [0, 256] (PDQ distance; default {DEFAULT_BANK_THRESHOLD}), "
+                    f"got {_kind(threshold)}",
+                )
+            visibility = b.get("visibility")
+            if action == "review":
+                if visibility is not None:
+                    self.add(f"{where}.visibility", "review is not restrictive and takes no decision_visibility")
+            elif visibility is None:
+                visibility = DEFAULT_VISIBILITY[action]
+            elif visibility not in dsa.DECISION_VISIBILITIES:
+                hint = _hint(str(visibility), dsa.DECISION_VISIBILITIES, "DECISION_VISIBILITY_")
+                self.add(f"{where}.visibility", f"unknown decision_visibility {visibility!r}{hint}")
+            auto = b.get("fully_automated")
+            if not isinstance(auto, bool):
+                what = "is missing" if auto is None else f"must be true or false, got {_kind(auto)}"
+                self.add(f"{where}.fully_automated", f"{what} (true: applied without a human; false: waits for review)")
+            allow = b.get("allow", [])
+            allowed: list[str] = []
+            if not isinstance(allow, list):
+                self.add(f"{where}.allow", f"must be a list of allow-list bank ids, got {_kind(allow)}")
+            else:
+                for j, name in enumerate(allow):
+                    if not isinstance(name, str) or not _ID.match(name):
+                        self.add(f"{where}.allow[{j}]", f"{name!r} is not a bank id (lower-case letters, digits and _)")
+                    elif name == bank:
+                        self.add(f"{where}.allow[{j}]", f"bank '{bank}' cannot be its own allow-list")
+                    else:
+                        allowed.append(name)
+            if len(self.problems) == before:
+                out.append(
+                    BankBinding(
+                        bank=bank,
+                        action=str(action),
+                        fully_automated=bool(auto),
+                        threshold=int(threshold),
+                        visibility=visibility,
+                        allow=tuple(dict.fromkeys(allowed)),
+                    )
+                )
+        return tuple(out) if len(self.problems) == before else None
 
     def category(self, p: Mapping[str, Any], path: str) -> tuple[str | None, tuple[str, ...]]:
         category = p.get("category")

@@ -19,7 +19,7 @@ def _only_policy(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_validate_bundled_pack(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["policy", "validate", "default"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("default.yaml: OK: trustbatch-default@1.0.0, 7 policies")
+    assert out.startswith("default.yaml: OK: trustbatch-default@1.2.0, 8 policies")
 
 
 def test_validate_bad_pack_prints_problems_and_exits_non_zero(
@@ -73,7 +73,7 @@ def test_diff_in_words_and_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["policy", "diff", "default", "election-eu", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["decision_relevant_policies"] == ["misinformation"]
-    assert record["old"] == "trustbatch-default@1.0.0" and record["new"] == "trustbatch-default@1.1.0"
+    assert record["old"] == "trustbatch-default@1.2.0" and record["new"] == "trustbatch-default@1.3.0"
     assert len(record["changes"]) == 6
 
 

@@ -126,7 +126,7 @@ def test_one_row_per_market_and_policy_with_none_included() -> None:
         ("c", "GB", "cross_border_data", "none", None, "FULLY"),  # GB shares the EEA zone
         ("c", "BR", "cross_border_data", "remove", pytest.approx(0.9), "PARTIALLY"),
     ]
-    assert out["policy_version"].unique().to_list() == ["trustbatch-default@1.0.0"]
+    assert out["policy_version"].unique().to_list() == ["trustbatch-default@1.2.0"]
     assert out["source"].unique().to_list() == ["model"]
 
 

@@ -37,7 +37,7 @@ def test_bundled_election_pack_diff() -> None:
     )
     assert {c.kind for c in changes if not c.decision_relevant} == {"pack", "governance"}
     text = describe(changes, old, new)
-    assert text.splitlines()[0] == "trustbatch-default@1.0.0 -> trustbatch-default@1.1.0: 6 change(s)"
+    assert text.splitlines()[0] == "trustbatch-default@1.2.0 -> trustbatch-default@1.3.0: 6 change(s)"
     assert "Changes that can alter decisions (a sweep re-decides: misinformation):" in text
 
 

@@ -20,7 +20,7 @@ def test_first_use_records_text_and_hash_once(tmp_path: Path) -> None:
     assert record_pack(lake, pack, run_id="run-2") is False
     assert record_pack(lake, load_pack("election-eu"), run_id="run-3") is True
     rows = pl.read_delta(lake.path("policy_packs")).sort("version")
-    assert rows["policy_version"].to_list() == ["trustbatch-default@1.0.0", "trustbatch-default@1.1.0"]
+    assert rows["policy_version"].to_list() == ["trustbatch-default@1.2.0", "trustbatch-default@1.3.0"]
     first = recorded(lake, pack.policy_version)
     assert first is not None
     assert first["sha256"] == pack.sha256 and first["text"] == pack.text and first["first_run_id"] == "run-1"
@@ -34,7 +34,7 @@ def test_same_version_with_other_content_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(BadConfigError) as info:
         record_pack(lake, edited, run_id="run-2")
     message = str(info.value)
-    assert "version trustbatch-default@1.0.0 was first used on" in message
+    assert "version trustbatch-default@1.2.0 was first used on" in message
     assert f"with different content (sha256 {pack.sha256}; this file: {'0' * 64})" in message
     assert message.endswith("A used pack version is immutable: give the changed pack a new version")
 

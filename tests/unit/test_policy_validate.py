@@ -44,8 +44,19 @@ def problems(doc: dict[str, Any], **kw: Any) -> list[str]:
 
 def test_default_pack_validates_and_covers_default_policies() -> None:
     pack = load_default_pack(heads=DEFAULT_HEADS)
-    assert pack.policy_version == "trustbatch-default@1.0.0"
-    assert pack.policy_ids == DEFAULT_POLICIES
+    assert pack.policy_version == "trustbatch-default@1.2.0"
+    # Every default policy of the model, plus terrorist_content, decided by bank known_terror alone.
+    assert tuple(p for p in pack.policy_ids if p != "terrorist_content") == DEFAULT_POLICIES
+    assert pack.heads == DEFAULT_HEADS
+    terror = pack.policy("terrorist_content")
+    assert (
+        terror.head is None and terror.tiers == () and terror.category == "STATEMENT_CATEGORY_RISK_FOR_PUBLIC_SECURITY"
+    )
+    assert [(b.bank, b.action, b.fully_automated, b.threshold) for b in terror.banks] == [
+        ("known_terror", "remove", True, 31)
+    ]
+    assert [b.bank for b in pack.policy("child_safety").banks] == ["known_csam"]
+    assert pack.policy("child_safety").head == "child_safety"
     assert pack.policy("cross_border_data").head == "personal_data"
     assert pack.policy("cross_border_data").conditions.outside_transfer_zone
     # Stricter EU thresholds for illegal hate speech, stricter still in Germany.
@@ -57,7 +68,7 @@ def test_default_pack_validates_and_covers_default_policies() -> None:
 
 def test_election_pack_changes_only_eu_misinformation() -> None:
     old, new = load_pack("default"), load_pack("election-eu", heads=DEFAULT_HEADS)
-    assert new.pack_id == old.pack_id and new.version == "1.1.0"
+    assert new.pack_id == old.pack_id and new.version == "1.3.0"
     for p in old.policies:
         q = new.policy(p.id)
         if p.id != "misinformation":
