@@ -173,6 +173,20 @@ def _dead_locators(lake: Lake, model_version: str, locators: pl.Series) -> pl.Se
     return lf.filter(pl.col("locator").is_in(locators.implode())).select("locator").unique().collect()["locator"]
 
 
+def _hashed_ids(lake: Lake, ids: pl.Series) -> pl.Series:
+    """Ids whose media is already in ``media_hashes`` (hashed by any model's backfill)."""
+    uri = lake.path("media_hashes")
+    if not table_exists(uri):
+        return pl.Series("content_id", [], pl.String)
+    return (
+        pl.scan_delta(uri)
+        .filter(pl.col("content_id").is_in(ids.implode()))
+        .select("content_id")
+        .unique()
+        .collect()["content_id"]
+    )
+
+
 def classify(spec: ScanSpec, rows: pl.DataFrame) -> pl.DataFrame:
     """Add ``status``, ``locator``, ``error_class``, ``message``, ``known_sha``, ``recorded`` to ``rows``."""
     if rows.height == 0:
@@ -257,6 +271,9 @@ def classify(spec: ScanSpec, rows: pl.DataFrame) -> pl.DataFrame:
         rows = rows.with_columns(pl.lit(False).alias("recorded"))
     else:
         rows = rows.with_columns(was_dead.alias("recorded"))
+    # Media is hashed once, whatever model scores it: units whose rows are all hashed skip it.
+    hashed = _hashed_ids(lake, rows.filter(pl.col("status") == "score")["content_id"].unique())
+    rows = rows.with_columns(pl.col("content_id").is_in(hashed.implode()).fill_null(False).alias("hashed"))
     del paths
     return rows
 
@@ -310,7 +327,11 @@ def finish(spec: ScanSpec, rows: pl.DataFrame, cutoff: tuple[Any, ...] | None) -
     per_unit = (
         rows.filter(pl.col("__in") & pl.col("status").is_in(list(WORK)))
         .group_by("unit")
-        .agg(pl.len().alias("work"), (pl.col("status") == "score").sum().alias("to_score"))
+        .agg(
+            pl.len().alias("work"),
+            (pl.col("status") == "score").sum().alias("to_score"),
+            (pl.col("status") == "score").and_(~pl.col("hashed")).sum().alias("to_hash"),
+        )
     )
     return {"exceptions": exceptions.cast(EXCEPTION_SCHEMA), "units": per_unit, "counts": counts}  # type: ignore[arg-type]
 

@@ -56,7 +56,8 @@ class Plan:
     """What one backfill run will do.
 
     units: the segment's units (files and slices; O(files) memory).
-    unit_work: unit -> (rows of work, rows to score); units without work are not scheduled.
+    unit_work: unit -> (rows of work, rows to score, rows to score whose media is not hashed yet);
+        units without work are not scheduled.
     exceptions: rows that are not plain "score" (see :mod:`pipelines.backfill.classify`).
     counts: rows per status in this run (``out``: outside --since/--until/--limit).
     cutoff: the last row --limit admits (None without --limit or when fewer rows remain).
@@ -72,7 +73,7 @@ class Plan:
     note: str | None
     units: Units
     spec: ScanSpec
-    unit_work: dict[int, tuple[int, int]] = field(default_factory=dict)
+    unit_work: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     exceptions: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=EXCEPTION_SCHEMA))
     counts: dict[str, int] = field(default_factory=dict)
     cutoff: tuple[Any, ...] | None = None
@@ -83,7 +84,7 @@ class Plan:
 
     @property
     def scheduled(self) -> list[int]:
-        return sorted(u for u, (work, _) in self.unit_work.items() if work > 0)
+        return sorted(u for u, (work, _, _) in self.unit_work.items() if work > 0)
 
     def count(self, status: str) -> int:
         return int(self.counts.get(status, 0))
@@ -136,12 +137,12 @@ def _limit_cutoff(keys: list[pl.DataFrame], limit: int) -> tuple[Any, ...] | Non
 def _merge(plan: Plan, results: list[dict[str, Any]]) -> None:
     excs = [r["exceptions"] for r in results if r["exceptions"].height]
     plan.exceptions = pl.concat(excs) if excs else pl.DataFrame(schema=EXCEPTION_SCHEMA)
-    work: dict[int, tuple[int, int]] = {}
+    work: dict[int, tuple[int, int, int]] = {}
     for r in results:
         if r["units"].height:
-            for unit, n, s in r["units"].iter_rows():
-                w0, s0 = work.get(unit, (0, 0))
-                work[unit] = (w0 + int(n), s0 + int(s))
+            for unit, n, s, h in r["units"].iter_rows():
+                w0, s0, h0 = work.get(unit, (0, 0, 0))
+                work[unit] = (w0 + int(n), s0 + int(s), h0 + int(h))
         for status, n in r["counts"].items():
             plan.counts[status] = plan.counts.get(status, 0) + n
     plan.unit_work = work

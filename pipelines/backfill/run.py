@@ -15,7 +15,7 @@ import pyarrow as pa
 from pipelines.backfill.config import BackfillConfig
 from pipelines.backfill.plan import Plan, make_plan
 from pipelines.backfill.progress import record_finished
-from pipelines.backfill.worker import UnitJob, UnitScorer, encode_exceptions
+from pipelines.backfill.worker import HASH_ALL, HASH_EDITS, HASH_NEW, UnitJob, UnitScorer, encode_exceptions
 from pipelines.errors import BatchJobsError
 from pipelines.lake import Lake, table_exists
 from pipelines.model import ModelRef, check_heads, resolve_model
@@ -52,6 +52,7 @@ class BackfillSummary:
     unchanged: int = 0
     edits: int = 0
     plan_lines: tuple[str, ...] = field(default=())
+    hashed: int = 0  # images and keyframes hashed into media_hashes
     files_read: int = 0  # backlog data files the run's units read
     bytes_read: int = 0  # their size (whole files; a unit reads only its row groups)
 
@@ -64,7 +65,8 @@ class BackfillSummary:
             f"backfill {self.run_id}: read {self.selected} rows of backlog v{self.source_version} in {self.units} units, "
             f"scored {self.scored}, dead-lettered {self.dead_lettered}, "
             f"skipped {self.skipped_done} already done and {self.skipped_dead} dead letters, "
-            f"re-decided {self.redecided}, {self.edits} edits re-scored, {self.unchanged} rewritten unchanged; "
+            f"re-decided {self.redecided}, {self.edits} edits re-scored, {self.unchanged} rewritten unchanged, "
+            f"{self.hashed} images and keyframes hashed; "
             f"{self.rows_per_s:.1f} rows/s on {self.device} (model {self.model}, policy {self.policy_version})"
         )
 
@@ -156,7 +158,14 @@ def _stream(
     import ray
 
     exceptions = {int(k[0]): v for k, v in plan.exceptions.partition_by("unit", as_dict=True).items()}
-    items = [{"unit": u, "exceptions": encode_exceptions(exceptions[u]) if u in exceptions else b""} for u in units]
+    items = [
+        {
+            "unit": u,
+            "exceptions": encode_exceptions(exceptions[u]) if u in exceptions else b"",
+            "hash": _hash_mode(plan, u),
+        }
+        for u in units
+    ]
     gpus = _gpus()
     cpus = float(ray.cluster_resources().get("CPU", 1))
     if gpus:
@@ -204,9 +213,14 @@ def _map_units(
     )
 
 
+def _hash_mode(plan: Plan, unit: int) -> int:
+    _, to_score, to_hash = plan.unit_work.get(unit, (0, 0, 0))
+    return HASH_ALL if to_hash == to_score else HASH_EDITS if to_hash == 0 else HASH_NEW
+
+
 def _count(totals: dict[str, int], progress: Progress, row: dict[str, Any]) -> None:
     for k in totals:
-        totals[k] += int(row[k])
+        totals[k] += int(row.get(k) or 0)
     progress.update(row)
 
 
@@ -284,7 +298,7 @@ def run_backfill(
         for line in plan.lines():
             print(f"backfill: {line}", file=sys.stderr)
         units = plan.scheduled
-        totals = {k: 0 for k in ("rows", "scored", "dead", "redecided", "unchanged", "edits", "decisions")}
+        totals = {k: 0 for k in ("rows", "scored", "dead", "redecided", "unchanged", "edits", "decisions", "hashed")}
         device = "cpu"
         if units:
             _ensure_ray(ray_address)
@@ -349,6 +363,7 @@ def run_backfill(
             units=len(units),
             unchanged=totals["unchanged"],
             edits=totals["edits"],
+            hashed=totals["hashed"],
             plan_lines=tuple(plan.lines()),
             files_read=len(read_files := {s.file.path: s.file.size for u in units for s in plan.units.slices(u)}),
             bytes_read=sum(read_files.values()),

@@ -29,6 +29,8 @@ from pipelines.policy import Pack
 from pipelines.scoring.commit import ChunkWriter, Lineage, scores_long
 from pipelines.scoring.stages import Preprocess, Score
 
+HASH_ALL, HASH_NEW, HASH_EDITS = 0, 1, 2
+
 SUMMARY_SCHEMA = pa.schema(
     [
         ("unit", pa.int64()),
@@ -39,6 +41,7 @@ SUMMARY_SCHEMA = pa.schema(
         ("unchanged", pa.int64()),
         ("edits", pa.int64()),
         ("decisions", pa.int64()),
+        ("hashed", pa.int64()),
         ("seconds", pa.float64()),
         ("pid", pa.int64()),
     ]
@@ -87,7 +90,13 @@ class UnitRunner:
         self.pre = Preprocess(model.preprocessor(self.lake))
         self.writer = ChunkWriter(self.lake, job.lineage, job.pack, since=dict(job.since_versions))
 
-    def run(self, unit: int, exceptions: pl.DataFrame) -> dict[str, Any]:
+    def run(self, unit: int, exceptions: pl.DataFrame, hash_mode: int = HASH_ALL) -> dict[str, Any]:
+        """Score and commit one unit.
+
+        hash_mode: which scored rows get their media hashed into ``media_hashes``:
+        :data:`HASH_ALL` (none was hashed before), :data:`HASH_NEW` (some were: look them up),
+        :data:`HASH_EDITS` (all were: only edited content is hashed again).
+        """
         started = time.monotonic()
         spec = self.job.spec
         table = read_table(spec.table_uri, self.units.slices(unit), (*META, *MEDIA), spec.schema)
@@ -114,6 +123,7 @@ class UnitRunner:
             "redecided": 0,
             "unchanged": 0,
             "edits": 0,
+            "hashed": 0,
         }
 
         dead = rows.filter(pl.col("status") == "dead")
@@ -153,6 +163,10 @@ class UnitRunner:
                 long = scores_long(ok, self.job.heads, self.job.pack)
                 self.writer.scores(long, unit)
                 long_parts.append(long)
+                hashes = self._hash_media(todo, ok, hash_mode)
+                out["hashed"] = hashes.height
+                if hashes.height:
+                    self.writer.media_hashes(hashes, unit)
 
         letters = pl.concat(dead_letters, how="vertical_relaxed").filter(~pl.col("recorded")).drop("recorded")
         if letters.height:
@@ -162,6 +176,47 @@ class UnitRunner:
         out["seconds"] = time.monotonic() - started
         out["pid"] = os.getpid()
         return out
+
+    def _hash_media(self, todo: pl.DataFrame, ok: pl.DataFrame, mode: int) -> pl.DataFrame:
+        """PDQ hash and quality of every image and keyframe of the rows that scored.
+
+        Media is decoded here once for hashing (at most 512 px, as the reference hasher does);
+        the model's preprocessor decodes to its own smaller size. An item scored by an earlier
+        model version is not hashed again, unless its content changed (an edit).
+        """
+        from pipelines.hashes.pdq import hash_bytes
+
+        rows = ok.select("content_id", "content_sha256", "status")
+        if mode == HASH_EDITS:
+            rows = rows.filter(pl.col("status") == "known")
+        elif mode == HASH_NEW:
+            uri = self.lake.path("media_hashes")
+            if table_exists(uri):
+                done = (
+                    pl.scan_delta(uri)
+                    .filter(pl.col("content_id").is_in(rows["content_id"].implode()))
+                    .select("content_id")
+                    .unique()
+                    .collect()["content_id"]
+                )
+                rows = rows.filter((pl.col("status") == "known") | ~pl.col("content_id").is_in(done.implode()))
+        media = rows.join(todo.select("content_id", "image", "frames"), on="content_id", how="left")
+        out: dict[str, list[Any]] = {"content_id": [], "frame": [], "pdq": [], "quality": [], "content_sha256": []}
+        for cid, sha, image, frames in media.select("content_id", "content_sha256", "image", "frames").iter_rows():
+            for frame, data in ([(-1, image)] if image else []) + list(enumerate(frames or [])):
+                try:
+                    h = hash_bytes(data)
+                except Exception:  # undecodable media was dead-lettered by the model's decoder if it mattered
+                    continue
+                for name, value in zip(out, (cid, frame, h.hash, h.quality, sha), strict=True):
+                    out[name].append(value)
+        return pl.DataFrame(
+            out,
+            schema={
+                "content_id": pl.String, "frame": pl.Int32, "pdq": pl.Binary, "quality": pl.Int32,
+                "content_sha256": pl.String,
+            },
+        )  # fmt: skip
 
     def _score(self, todo: pl.DataFrame) -> pl.DataFrame:
         prepared = self.pre(todo.to_arrow())
@@ -196,7 +251,7 @@ class UnitRunner:
 
 
 class UnitScorer:
-    """Ray Data actor over unit items ``{"unit": int, "exceptions": bytes}``: one summary row each."""
+    """Ray Data actor over unit items ``{"unit": int, "exceptions": bytes, "hash": int}``: one summary row each."""
 
     def __init__(self, job: UnitJob, model: ModelRef, lake_root: str, threads: int) -> None:
         import torch
@@ -207,6 +262,6 @@ class UnitScorer:
 
     def __call__(self, batch: dict[str, Any]) -> pa.Table:
         rows = []
-        for unit, data in zip(batch["unit"], batch["exceptions"], strict=True):
-            rows.append(self.runner.run(int(unit), decode_exceptions(bytes(data))))
+        for unit, data, mode in zip(batch["unit"], batch["exceptions"], batch["hash"], strict=True):
+            rows.append(self.runner.run(int(unit), decode_exceptions(bytes(data)), int(mode)))
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)

@@ -52,8 +52,8 @@ def _now() -> datetime:
 def scores_long(rows: pl.DataFrame, heads: tuple[str, ...], pack: Pack) -> pl.DataFrame:
     """One row per (content, policy) from per-row head score lists; a policy reads its head."""
     parts = []
-    for policy in pack.policies:
-        idx = heads.index(policy.head)
+    for policy in pack.model_policies:  # a policy without a head is decided by hash matches only
+        idx = heads.index(str(policy.head))
         parts.append(
             rows.select(
                 "content_id",
@@ -79,7 +79,7 @@ def head_rows(long: pl.DataFrame, pack: Pack) -> pl.DataFrame:
     head and lets every policy of the pack that reads the head decide from it. Two policies
     reading one head give two identical score rows: keep one.
     """
-    heads = {p.id: p.head for p in pack.policies}
+    heads = {p.id: str(p.head) for p in pack.model_policies}
     out = long.filter(pl.col("policy_id").is_in(list(heads))).with_columns(
         pl.col("policy_id").replace_strict(heads, return_dtype=pl.String)
     )
@@ -143,6 +143,19 @@ class ChunkWriter:
             pl.lit(_now()).dt.cast_time_unit("us").alias("failed_at"),
         )
         self._commit("dead_letters", out, chunk)
+
+    def media_hashes(self, frame: pl.DataFrame, chunk: int | str) -> None:
+        """``frame``: content_id, frame, pdq, quality, content_sha256 (one row per image or keyframe)."""
+        lin = self.lineage
+        out = frame.with_columns(
+            pl.lit(lin.run_id).alias("run_id"),
+            pl.lit(lin.source_version, pl.Int64).alias("source_version"),
+            pl.lit(_now()).dt.cast_time_unit("us").alias("hashed_at"),
+        )
+        app_id = f"{lin.job}/media_hashes/{chunk}"
+        commit_once(
+            self.lake, "media_hashes", out.to_arrow(), app_id=app_id, metadata=lin.metadata("media_hashes", chunk)
+        )
 
     def scores(self, long: pl.DataFrame, chunk: int | str) -> None:
         lin = self.lineage

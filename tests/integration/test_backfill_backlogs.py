@@ -179,3 +179,23 @@ def test_content_id_of_the_wrong_type_fails_in_one_line(tmp_path: Path, ray_clus
     assert proc.returncode != 0
     assert "column 'content_id' has type int64, expected string" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_media_is_hashed_once_whatever_model_scores_it(tmp_path: Path, ray_cluster: str) -> None:
+    from pipelines.model import TinyModel, register_model
+
+    lake = make_lake(tmp_path / "lake", rows=150, bad_rows=3)
+    out = _backfill(lake, ray_cluster)
+    hashes = read(lake, "media_hashes")
+    backlog = read(lake, "backlog").filter(pl.col("content_id").is_in(_scores(lake)["content_id"].unique().implode()))
+    want = backlog.select(
+        (pl.col("image").is_not_null().cast(pl.Int64) + pl.col("frames").list.len().fill_null(0)).sum()
+    ).item()
+    assert hashes.height == want > 0 and f"{want} images and keyframes hashed" in out
+    assert hashes.select("content_id", "frame").is_duplicated().sum() == 0
+    assert set(hashes["frame"].unique().to_list()) >= {-1, 0}
+    assert hashes["pdq"].bin.size().unique().to_list() == [32]
+    register_model(TinyModel(), lake=lake, name="tiny", promote=True)  # a new champion: version 2
+    out = _backfill(lake, ray_cluster)
+    assert "(model tiny/2" in out and "0 images and keyframes hashed" in out, out
+    assert read(lake, "media_hashes").height == want
