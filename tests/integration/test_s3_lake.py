@@ -45,8 +45,10 @@ class S3Run:
     outputs: dict[str, str]
 
 
-def _cli(workdir: Path, *args: str, timeout: float = 900) -> str:
+def _cli(workdir: Path, *args: str, ray_address: str | None = None, timeout: float = 900) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "RAY_ADDRESS")}
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address
     proc = subprocess.run(
         [sys.executable, "-m", "batchjobs", *args],
         cwd=workdir,
@@ -62,7 +64,7 @@ def _cli(workdir: Path, *args: str, timeout: float = 900) -> str:
 
 
 @pytest.fixture(scope="module")
-def s3_run(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> S3Run:
+def s3_run(s3_endpoint: str, ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> S3Run:
     """generate -> train (small) -> backfill -> sweep -> review sample/ingest -> audit, all on s3://."""
     workdir = tmp_path_factory.mktemp("s3-cwd")  # the jobs' working directory: must stay empty
     tracking = f"sqlite:///{tmp_path_factory.mktemp('s3-mlflow')}/mlflow.db"
@@ -71,8 +73,9 @@ def s3_run(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> S3Run:
     out = {
         "generate": _cli(workdir, "generate", *lake_args, "--rows", "60", "--bad-rows", "3", "--enrich", "10"),
         "train": _cli(workdir, "train", *lake_args, "--epochs", "1", "--max-rows", "40", "--max-heldout-rows", "20"),
-        # A fresh local Ray in the job's own process tree: its workers inherit the AWS variables.
-        "backfill": _cli(workdir, "backfill", *lake_args, "--ray-address", "local"),
+        # The tier's shared Ray was started without the AWS variables: the job's driver forwards
+        # them (and the tracking URI) to its workers through the runtime env (pipelines.ray_connect).
+        "backfill": _cli(workdir, "backfill", *lake_args, ray_address=ray_cluster),
         "sweep": _cli(workdir, "sweep", *lake_args, "--policy", "election-eu"),
         "sample": _cli(workdir, "review", "sample", *lake_args, "--per-stratum", "5"),
         "ingest": _cli(workdir, "review", "ingest", *lake_args, "--from-ground-truth"),
@@ -123,16 +126,21 @@ def _only_report(lake: Lake, kind: str) -> str:
 
 
 def test_daft_reads_the_same_rows_as_polars(s3_run: S3Run) -> None:
-    import daft
-    from daft.io import IOConfig, S3Config
-
-    # Daft takes the AWS variables too, but needs use_ssl=False said explicitly for a plain-http endpoint.
-    io = IOConfig(s3=S3Config.from_env().replace(use_ssl=False))
-    for table in ("scores", "decisions", "backlog"):
-        uri = s3_run.lake.path(table)
-        assert (
-            daft.read_deltalake(uri, io_config=io).count_rows() == pl.scan_delta(uri).select(pl.len()).collect().item()
-        )
+    # In its own process: with Ray initialised (the tier's shared Ray) Daft would run on Ray's
+    # workers, which do not have this test's AWS variables.
+    code = (
+        "import sys, daft\n"
+        "from daft.io import IOConfig, S3Config\n"
+        # Daft reads the AWS variables too, but needs use_ssl=False said explicitly for plain http.
+        "io = IOConfig(s3=S3Config.from_env().replace(use_ssl=False))\n"
+        "print(' '.join(str(daft.read_deltalake(u, io_config=io).count_rows()) for u in sys.argv[1:]))\n"
+    )
+    uris = [s3_run.lake.path(t) for t in ("scores", "decisions", "backlog")]
+    proc = subprocess.run([sys.executable, "-c", code, *uris], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    daft_counts = [int(n) for n in proc.stdout.split()]
+    polars_counts = [pl.scan_delta(u).select(pl.len()).collect().item() for u in uris]
+    assert daft_counts == polars_counts
 
 
 def test_serve_scores_and_logs_decisions_to_the_s3_lake(s3_run: S3Run) -> None:
