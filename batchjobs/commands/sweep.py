@@ -6,14 +6,20 @@ import argparse
 
 import polars as pl
 
-from batchjobs.commands._common import add_lake, lake_from_args, positive_int, timestamp
+from batchjobs.commands._common import add_lake, lake_from_args, positive_int, require, timestamp
 from pipelines.sweep import SweepConfig, run_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="re-decide the backlog under a new policy pack from stored scores (no GPU)")
     add_lake(p)
-    p.add_argument("--policy", required=True, help="the new policy pack (file or bundled name, e.g. election-eu)")
+    p.add_argument("--policy", help="the new policy pack (file or bundled name, e.g. election-eu)")
+    p.add_argument(
+        "--hashes",
+        metavar="BANK",
+        help="instead: match the bank's new entries against every stored media hash (no media, no model); "
+        "--policy then names the pack whose bindings apply (default: the lake's latest pack)",
+    )
     p.add_argument("--since", type=timestamp, help="only content created at or after this time (UTC)")
     p.add_argument("--until", type=timestamp, help="only content created before this time (UTC)")
     p.add_argument("--market", action="append", default=[], help="only this market or group (repeatable)")
@@ -31,7 +37,26 @@ def _print_counts(summary: pl.DataFrame) -> None:
         print("  ".join(f"{v!s:>20}" for v in row))
 
 
+def run_hashes(args: argparse.Namespace) -> int:
+    from pipelines.hashes.rematch import RematchConfig, rematch_bank
+
+    require(not args.dry_run, "--dry-run is not available with --hashes")
+    result = rematch_bank(RematchConfig(lake=lake_from_args(args, create=False), bank=args.hashes, policy=args.policy))
+    print(result.line())
+    if result.newly.height:
+        print(f"{'market':>8}  {'policy_id':<20} {'action':<8} {'newly matched items':>20}")
+        for market, policy_id, action, items in result.newly.select("market", "policy_id", "action", "items").rows():
+            print(f"{market:>8}  {policy_id:<20} {action:<8} {items:>20}")
+    else:
+        print("no newly matched items")
+    print(f"report:       {result.report}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.hashes is not None:
+        return run_hashes(args)
+    require(args.policy is not None, "--policy is required (or --hashes BANK to re-match a hash bank)")
     config = SweepConfig(
         lake=lake_from_args(args, create=False, tracking=True),
         policy=args.policy,
