@@ -19,7 +19,7 @@ from pipelines.errors import BatchJobsError
 
 # Module names under batchjobs.commands, in the order `--help` lists them.
 COMMANDS: tuple[str, ...] = ("generate", "train", "backfill", "sweep", "policy", "audit", "review", "serve", "demo")
-COMMANDS += ("complaints", "transparency", "compact")
+COMMANDS += ("complaints", "transparency", "compact", "hashes")
 
 
 class _Parser(argparse.ArgumentParser):
