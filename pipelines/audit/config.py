@@ -35,6 +35,11 @@ class AuditConfig:
         only; default ``<lake>/backlog``).
     draws: posterior draws per interval (more draws, steadier interval ends).
     seed: seed of the interval draws (fixed, so the same tables give the same report).
+    use_ray: aggregate the hash buckets of the decisions on Ray tasks (None: when the table is
+        larger than one local bucket and Ray is running or ``$RAY_ADDRESS`` is set; see
+        :mod:`pipelines.audit.buckets`).
+    buckets: hash buckets of content_id (None: one per 2 million decision rows, one for a
+        table of at most 3 million rows).
     """
 
     lake: Lake
@@ -48,6 +53,8 @@ class AuditConfig:
     backlog: str | None = None
     draws: int = 2000
     seed: int = 20260101
+    use_ray: bool | None = None
+    buckets: int | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
@@ -67,6 +74,8 @@ class AuditConfig:
         bad = [b for b in self.by if b not in BREAKDOWNS]
         if bad:
             raise BadConfigError(f"--by: unknown breakdown {', '.join(bad)} (allowed: {', '.join(BREAKDOWNS)})")
+        if self.buckets is not None and not 1 <= self.buckets <= 1_000_000:
+            raise BadConfigError(f"buckets must be in [1, 1000000], got {self.buckets}")
         if not 100 <= self.draws <= 100_000:
             raise BadConfigError(f"draws must be in [100, 100000], got {self.draws}")
 

@@ -17,15 +17,19 @@ import polars as pl
 from pipelines import markets as mk
 from pipelines.audit import aggregate as ag
 from pipelines.audit.accuracy import CELL, METRICS, estimate_domains
+from pipelines.audit.buckets import ReadSpec, concat, map_reduce, pinned_files
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
-from pipelines.audit.current import current_decisions, scan_decisions, with_strata
+from pipelines.audit.current import COLUMNS as DECISION_COLUMNS
+from pipelines.audit.current import scan_decisions, with_strata
 from pipelines.audit.packs import counts_only, load_packs
+from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, fold
 from pipelines.audit.review import labelled_units
 from pipelines.audit.sor import restrictive_rows, write_jsonl
 from pipelines.audit.versions import Pinned, pin_tables
 from pipelines.errors import BadConfigError
 from pipelines.policy import Pack
+from pipelines.schema import DECISIONS
 from pipelines.storage import join, staged_dir
 
 GROUPS: tuple[str, ...] = tuple(mk.GROUPS)
@@ -101,20 +105,6 @@ def _known_policies(packs: dict[str, tuple[Pack, str]], decisions: pl.LazyFrame)
     return sorted(ids)
 
 
-def _scope(config: AuditConfig, decisions: pl.LazyFrame, policies: list[str]) -> pl.LazyFrame:
-    """Rows of the selected policies and markets (before deduplication: both are part of the key)."""
-    scoped = decisions
-    if config.policies:
-        unknown = [p for p in config.policies if p not in policies]
-        if unknown:
-            raise BadConfigError(f"--policy: unknown policy {', '.join(unknown)} (known: {', '.join(policies)})")
-        scoped = scoped.filter(pl.col("policy_id").is_in(list(config.policies)))
-    if config.markets:
-        members = sorted({c for name in config.markets for c in mk.expand(name)})
-        scoped = scoped.filter(pl.col("market").is_in(members))
-    return scoped
-
-
 def _failed_rows(gap: pl.DataFrame, dims: list[str], groups: list[str], policies: list[str]) -> pl.DataFrame:
     """Distinct failed items per region (× breakdowns), repeated for each policy."""
     item_dims = [d for d in dims if d != "policy_id"]
@@ -161,8 +151,27 @@ def _language_estimates(agg: ag.Aggregates, units: pl.DataFrame, config: AuditCo
     return sizes.join(est, on=keys, how="left").sort(keys)
 
 
-def compute(config: AuditConfig) -> Computed:
-    """Everything in the report, from the tables pinned at ``config.pin_time``."""
+def _read_spec(config: AuditConfig, pinned: Pinned, policies: list[str]) -> ReadSpec:
+    """The decision rows the audit reads: its columns, decided before the period's end, in scope."""
+    assert pinned.version is not None  # scan_decisions refused a missing table
+    where = pl.col("decided_at") < config.period_end
+    if config.policies:
+        unknown = [p for p in config.policies if p not in policies]
+        if unknown:
+            raise BadConfigError(f"--policy: unknown policy {', '.join(unknown)} (known: {', '.join(policies)})")
+        where = where & pl.col("policy_id").is_in(list(config.policies))
+    if config.markets:
+        where = where & pl.col("market").is_in(sorted({c for name in config.markets for c in mk.expand(name)}))
+    full = pl.Schema(DECISIONS)
+    schema = {c: full[c] for c in DECISION_COLUMNS}
+    return ReadSpec(pinned_files(pinned.uri, pinned.version), schema, where, config.lake.storage_options or None)
+
+
+def compute(config: AuditConfig, *, statements: bool = True) -> Computed:
+    """Everything in the report, from the tables pinned at ``config.pin_time``.
+
+    statements: also gather the rows the statements of reasons are built from.
+    """
     lake = config.lake
     clock = _Clock()
     pins = pin_tables(lake, config.pin_time, backlog_uri=config.backlog)
@@ -174,32 +183,47 @@ def compute(config: AuditConfig) -> Computed:
     letters = dead_letters(pins["dead_letters"], start=config.start, end=config.period_end)
     letter_ids = letters["content_id"].drop_nulls().unique()
 
-    # One pass over the pinned table builds the current decisions in memory (narrow columns
-    # only); everything after works on that frame or on small aggregates of it.
+    # One map/shuffle over the pinned table by a hash of content_id: each bucket computes its
+    # current decisions and small partial aggregates; only those come back here and are merged.
     clock.lap("inputs")
-    frame = current_decisions(_scope(config, decisions, policies), before=config.period_end)
-    if config.start is not None:
-        frame = frame.filter(pl.col("decided_at") >= config.start)
-    clock.lap("current_decisions")
-    agg = ag.collect(frame, dims=dims, groups=GROUPS)
-    clock.lap("aggregate")
     unit_ids = units.select((pl.col("content_id").hash(seed=11) ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
+    args = BucketArgs(
+        before=config.period_end,
+        start=config.start,
+        dims=tuple(dims),
+        groups=GROUPS,
+        unit_ids=unit_ids["__i"],
+        letter_ids=letter_ids,
+        statements=statements,
+    )
+    spec = _read_spec(config, pins["decisions"], policies)
+    merged = fold(map_reduce(spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets))
+    clock.lap("current_decisions")
+    agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema))
+    clock.lap("aggregate")
     unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
     labelled = (
-        with_strata(frame.filter(pl.col("__i").is_in(unit_ids["__i"].implode())))
+        with_strata(concat(merged.labelled))
         .join(units, on=["content_id", "policy_id"], how="inner")
         .select(*unit_cols, "y")
+        .sort("content_id", "market", "policy_id")
     )
-    decided_letters = (
-        decisions.filter((pl.col("decided_at") < config.period_end) & pl.col("content_id").is_in(letter_ids.implode()))
-        .select("content_id")
-        .unique()
-        .collect()
-        if letter_ids.len()
-        else pl.DataFrame(schema={"content_id": pl.String})
-    )
-    sor_rows = restrictive_rows(frame.lazy()).collect()
-    del frame
+    if config.markets or config.policies:
+        # Decided in any market or policy, not only the reported ones: a filtered scan.
+        decided_letters = (
+            decisions.filter(
+                (pl.col("decided_at") < config.period_end) & pl.col("content_id").is_in(letter_ids.implode())
+            )
+            .select("content_id")
+            .unique()
+            .collect()
+        )
+    elif merged.decided_letters:
+        decided_letters = concat(merged.decided_letters).unique().sort("content_id")
+    else:
+        decided_letters = pl.DataFrame(schema={"content_id": pl.String})
+    sor_rows = concat(merged.sor_rows) if merged.sor_rows else restrictive_rows(decisions.clear()).collect()
+    del merged
     clock.lap("units_and_statements")
     markets, groups = _selected(config, agg.cells["market"].unique().to_list())
 
@@ -322,7 +346,7 @@ def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True
     The output is a folder or an object-store URI (``config.out_dir()``); see :func:`_write`.
     """
     t0 = time.perf_counter()
-    result = compute(config)
+    result = compute(config, statements=statements)
     out_uri = config.out_dir()
     with staged_dir(out_uri) as out:  # the folder itself, or one uploaded to an object-store URI
         written = _write(result, out, html=html, statements=statements)

@@ -21,6 +21,9 @@ class SweepConfig:
     dry_run: plan and count transitions, write nothing.
     chunk_rows: score rows per exactly-once decisions commit.
     out: report folder (default ``<lake>/reports/sweep-<old>-<new>``).
+    use_ray: run the per-bucket passes on Ray tasks (None: when the tables are larger than one
+        local bucket and Ray is running or ``$RAY_ADDRESS`` is set; :mod:`pipelines.audit.buckets`).
+    buckets: hash buckets of content_id (None: from the tables' row counts).
     """
 
     lake: Lake
@@ -31,8 +34,12 @@ class SweepConfig:
     dry_run: bool = False
     chunk_rows: int = 200_000
     out: str | None = None
+    use_ray: bool | None = None
+    buckets: int | None = None
 
     def __post_init__(self) -> None:
+        if self.buckets is not None and not 1 <= self.buckets <= 1_000_000:
+            raise BadConfigError(f"buckets must be in [1, 1000000], got {self.buckets}")
         unknown = [m for m in self.markets if not is_known(m)]
         if unknown:
             raise BadConfigError(

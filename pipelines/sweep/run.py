@@ -9,21 +9,20 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
+from pipelines.audit.buckets import ReadSpec, map_reduce, n_buckets_for, pinned_files
 from pipelines.errors import BadConfigError, BadInputError
 from pipelines.lake import table_exists
-from pipelines.policy import Pack, decide, load_pack, parse_pack, record_pack
+from pipelines.policy import Pack, load_pack, parse_pack, record_pack
 from pipelines.policy.diff import PolicyChange, changed_policies, describe, diff
-from pipelines.scoring.commit import head_rows
-from pipelines.scoring.keys import assign_chunks, job_key
-from pipelines.sink import SeenKeys, commit_once
+from pipelines.schema import DECISIONS, SCORES
+from pipelines.scoring.keys import job_key
+from pipelines.sweep.buckets import BucketJob, behind_bucket, merge_counts, merge_results, sweep_bucket
 from pipelines.sweep.config import SweepConfig
-from pipelines.sweep.current import current_decisions
-from pipelines.sweep.transitions import item_states, matrix, pairs, summary
 
 # What planning needs of the decisions table (never the wide lineage or hash columns).
 _DECISION_COLUMNS = (
     "content_id", "market", "policy_id", "policy_version", "action", "model_name", "model_version", "decided_at",
-    "run_id",
+    "run_id", "source",
 )  # fmt: skip
 ITEM_COLUMNS = ("created_at", "region", "markets", "language", "content_type", "content_sha256")
 
@@ -42,6 +41,7 @@ class SweepPlan:
     scores_version: int
     score_rows: int
     other_old_versions: tuple[str, ...] = ()
+    held_by_record: int = 0
 
     def describe(self) -> str:
         lines = [
@@ -50,7 +50,13 @@ class SweepPlan:
             f"(scores v{self.scores_version}, decisions v{self.decisions_version})",
         ]
         if self.policies:
-            lines.append(f"re-decide from {self.score_rows} stored score rows: {', '.join(self.policies)}")
+            rows = f"{self.score_rows} stored score rows" if self.score_rows else "stored scores"
+            lines.append(f"re-decide from {rows}: {', '.join(self.policies)}")
+            if self.held_by_record:
+                lines.append(
+                    f"left as they are: {self.held_by_record} keys whose decision in force is a decision of record "
+                    "(human review or appeal)"
+                )
         else:
             lines.append("nothing to re-decide: no policy changed in a way that can alter a decision")
         untouched = [p for p in self.new_pack.policy_ids if p not in self.policies]
@@ -87,8 +93,14 @@ class SweepResult:
         )
 
 
-def _old_pack(config: SweepConfig, current: pl.DataFrame, new: Pack) -> tuple[Pack, tuple[str, ...]]:
-    versions = current.filter(pl.col("policy_version") != new.policy_version)["policy_version"].value_counts(sort=True)
+def _old_pack(config: SweepConfig, counts: pl.DataFrame, new: Pack) -> tuple[Pack, tuple[str, ...]]:
+    """The pack behind most current decisions (other than ``new``), and the other versions behind some."""
+    versions = (
+        counts.filter(pl.col("policy_version") != new.policy_version)
+        .group_by("policy_version")
+        .agg(pl.col("n").sum())
+        .sort("n", "policy_version", descending=[True, False])
+    )
     if versions.height == 0:
         raise BadInputError(f"every current decision is already under {new.policy_version}: nothing to sweep")
     behind = str(versions["policy_version"][0])
@@ -106,10 +118,13 @@ def _source_policies(old: Pack, new: Pack, policies: tuple[str, ...], model: str
     """For each re-decided policy, the stored policy whose score it reads (same head)."""
     by_head: dict[str, str] = {}
     for p in old.policies:
-        by_head.setdefault(p.head, p.id)
+        if p.head is not None:
+            by_head.setdefault(p.head, p.id)
     out: dict[str, str] = {}
     for pid in policies:
         head = new.policy(pid).head
+        if head is None:  # decided by hash banks alone: nothing to re-decide from scores
+            continue
         if head not in by_head:
             raise BadConfigError(
                 f"policy '{pid}' reads head '{head}', which model {model} did not score (it scored "
@@ -120,8 +135,25 @@ def _source_policies(old: Pack, new: Pack, policies: tuple[str, ...], model: str
     return out
 
 
-def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, pl.DataFrame, pl.DataFrame]:
-    """Plan the sweep; returns the plan, the current decisions in scope and the score rows to decide."""
+def _specs(config: SweepConfig, dv: int, sv: int) -> tuple[ReadSpec, ReadSpec]:
+    """The decisions and scores files of the pinned versions, with the columns a sweep reads."""
+    lake = config.lake
+    options = lake.storage_options or None
+    dec_schema, sc_schema = pl.Schema(DECISIONS), pl.Schema(SCORES)
+    decisions = ReadSpec(
+        pinned_files(lake.path("decisions"), dv), {c: dec_schema[c] for c in _DECISION_COLUMNS}, None, options
+    )
+    score_cols = ("content_id", "policy_id", "score", "model_name", "source_version", *ITEM_COLUMNS)
+    scores = ReadSpec(pinned_files(lake.path("scores"), sv), {c: sc_schema[c] for c in score_cols}, None, options)
+    return decisions, scores
+
+
+def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, ReadSpec, ReadSpec]:
+    """Plan the sweep from per-bucket counts of the current decisions.
+
+    Returns the plan and what pass 2 reads: the decisions of the re-decided policies and the
+    stored scores of the model behind them (filters, not rows: the rows stay in the buckets).
+    """
     from deltalake import DeltaTable
 
     lake = config.lake
@@ -130,27 +162,30 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, pl.DataFrame, pl.DataFra
     if not table_exists(dec_uri) or not table_exists(sc_uri):
         raise BadInputError(f"{lake.root}: no scores/decisions yet; run 'batchjobs backfill' before sweeping")
     dv, sv = DeltaTable(dec_uri).version(), DeltaTable(sc_uri).version()
-    decisions = pl.scan_delta(dec_uri, version=dv).select(_DECISION_COLUMNS)
-    current = current_decisions(decisions).collect()
-    if current.height == 0:
+    decisions, scores = _specs(config, dv, sv)
+    counts = merge_counts(list(map_reduce(decisions, behind_bucket, use_ray=config.use_ray, buckets=config.buckets)))
+    if int(counts["n"].sum() or 0) == 0:
         raise BadInputError(f"{dec_uri}: no decisions yet; run 'batchjobs backfill' before sweeping")
-    old, others = _old_pack(config, current, new)
+    old, others = _old_pack(config, counts, new)
     # The model behind the current decisions of the old pack is the one whose scores we reuse.
-    behind = current.filter(pl.col("policy_version") == old.policy_version)
-    mv = behind.group_by("model_name", "model_version").len().sort("len", descending=True).row(0)
-    model_name, model_version = str(mv[0]), str(mv[1])
+    behind = (
+        counts.filter(pl.col("policy_version") == old.policy_version)
+        .group_by("model_name", "model_version")
+        .agg(pl.col("n").sum())
+        .sort("n", "model_name", "model_version", descending=[True, False, False])
+    )
+    model_name, model_version = str(behind["model_name"][0]), str(behind["model_version"][0])
     changes = diff(old, new)
     policies = tuple(p for p in changed_policies(changes) if p in new.policy_ids)
     sources = _source_policies(old, new, policies, f"{model_name}/{model_version}")
 
-    scores = pl.scan_delta(sc_uri, version=sv).filter(
-        (pl.col("model_version") == model_version) & pl.col("policy_id").is_in(list(set(sources.values())))
-    )
+    where = (pl.col("model_version") == model_version) & pl.col("policy_id").is_in(sorted(set(sources.values())))
     if config.since is not None:
-        scores = scores.filter(pl.col("created_at") >= config.since)
+        where = where & (pl.col("created_at") >= config.since)
     if config.until is not None:
-        scores = scores.filter(pl.col("created_at") < config.until)
-    stored = scores.select("content_id", "policy_id", "score", "model_name", "source_version", *ITEM_COLUMNS).collect()
+        where = where & (pl.col("created_at") < config.until)
+    scores = replace(scores, where=where)
+    decisions = replace(decisions, where=pl.col("policy_id").is_in(list(policies)))
     plan = SweepPlan(
         old_pack=old,
         new_pack=new,
@@ -160,51 +195,71 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, pl.DataFrame, pl.DataFra
         model_version=model_version,
         decisions_version=dv,
         scores_version=sv,
-        score_rows=stored.height,
+        score_rows=0,  # counted by pass 2
         other_old_versions=others,
     )
-    # decide() reads one row per head: the stored rows are per policy of the old pack.
-    head_scores = head_rows(stored, old)
-    # "Before" is each key's latest row under any other pack version. On a first run no row
-    # has the new version yet, so that is the current decision already computed.
-    if (current["policy_version"] == new.policy_version).any():
-        before = current_decisions(decisions.filter(pl.col("policy_version") != new.policy_version)).collect()
-    else:
-        before = current
-    old_current = before.filter(pl.col("policy_id").is_in(list(policies))).select(
-        "content_id", "market", "policy_id", "action"
+    return plan, decisions, scores
+
+
+def _redecide(
+    config: SweepConfig, plan: SweepPlan, decisions: ReadSpec, scores: ReadSpec, run_id: str | None
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Pass 2 over every bucket (commits unless ``run_id`` is None); returns summary, matrix, rows written."""
+    new = plan.new_pack
+    job = job_key(
+        "sweep", new.policy_version, new.sha256, plan.model_version, plan.scores_version, config.since, config.until,
+        config.market_codes, config.chunk_rows, config.buckets, pl.__version__,
+    )  # fmt: skip
+    bucket_job = BucketJob(
+        lake=config.lake,
+        old=plan.old_pack,
+        new=new,
+        policies=plan.policies,
+        market_codes=config.market_codes,
+        model_version=plan.model_version,
+        chunk_rows=config.chunk_rows,
+        job=job if run_id is not None else None,
+        run_id=run_id,
+        decisions_version=plan.decisions_version,
+        metadata={
+            "job": f"sweep-{job}",
+            "run_id": run_id or "",
+            "old_policy_version": plan.old_pack.policy_version,
+            "policy_version": new.policy_version,
+            "model_version": plan.model_version,
+            "scores_version": str(plan.scores_version),
+        },
     )
-    return plan, head_scores, old_current
-
-
-def _decide(plan: SweepPlan, head_scores: pl.DataFrame, config: SweepConfig) -> pl.DataFrame:
-    if not plan.policies or head_scores.height == 0:
-        return pl.DataFrame()
-    restricted = replace(plan.new_pack, policies=tuple(p for p in plan.new_pack.policies if p.id in plan.policies))
-    decided = decide(head_scores, restricted)
-    if config.market_codes:
-        decided = decided.filter(pl.col("market").is_in(list(config.market_codes)))
-    return decided
+    n = config.buckets or n_buckets_for(decisions.pinned.total_rows + scores.pinned.total_rows)
+    parts = (
+        map_reduce(
+            (decisions, scores), sweep_bucket, (bucket_job,), use_ray=config.use_ray, buckets=n, pass_bucket=True
+        )
+        if plan.policies
+        else iter(())
+    )
+    summ, mat, score_rows, written, held = merge_results(list(parts))
+    plan.score_rows = score_rows
+    plan.held_by_record = held
+    return summ, mat, written
 
 
 def run_sweep(config: SweepConfig) -> SweepResult:
-    """Plan, re-decide, commit (unless dry run) and write the sweep report."""
+    """Plan, re-decide per bucket (committing unless dry run), and write the sweep report."""
     from pipelines.tracking import job_run
 
     started = time.monotonic()
-    plan, head_scores, old_current = plan_sweep(config)
+    plan, decisions, scores = plan_sweep(config)
     print(plan.describe(), file=sys.stderr)
-    decided = _decide(plan, head_scores, config)
-    states = item_states(pairs(old_current, decided)) if decided.height else _empty_states()
-    summ, mat = summary(states), matrix(states)
     if config.dry_run:
+        summ, mat, _ = _redecide(config, plan, decisions, scores, None)
         return SweepResult(plan, summ, mat, None, None, 0, time.monotonic() - started)
 
     lake = config.lake
     new = plan.new_pack
     with job_run(lake, job="sweep", tags={"policy_version": new.policy_version}) as run:
         record_pack(lake, new, run_id=run.run_id)
-        written = _commit(config, plan, decided, run.run_id)
+        summ, mat, written = _redecide(config, plan, decisions, scores, run.run_id)
         from deltalake import DeltaTable
 
         lineage: dict[str, object] = {
@@ -215,6 +270,7 @@ def run_sweep(config: SweepConfig) -> SweepResult:
             "scores_version_read": plan.scores_version,
             "decisions_version_read": plan.decisions_version,
             "decisions_version_written": DeltaTable(lake.path("decisions")).version(),
+            "keys_held_by_decisions_of_record": plan.held_by_record,
         }
         run.log_metrics({"decision_rows_written": written, "score_rows_read": plan.score_rows})
         out = config.out or f"{lake.reports}/sweep-{plan.old_pack.policy_version}-{new.policy_version}"
@@ -222,59 +278,3 @@ def run_sweep(config: SweepConfig) -> SweepResult:
 
         write_report(out, plan, summ, mat, lineage, describe(plan.changes, plan.old_pack, new))
     return SweepResult(plan, summ, mat, run.run_id, out, written, time.monotonic() - started, lineage)
-
-
-def _empty_states() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "scope": pl.String,
-            "scope_kind": pl.String,
-            "content_id": pl.String,
-            "policy_id": pl.String,
-            "old_action": pl.String,
-            "new_action": pl.String,
-        }
-    )
-
-
-def _commit(config: SweepConfig, plan: SweepPlan, decided: pl.DataFrame, run_id: str) -> int:
-    """Commit the new decisions in deterministic chunks, each exactly once."""
-    from datetime import UTC, datetime
-
-    if decided.height == 0:
-        return 0
-    new = plan.new_pack
-    job = job_key(
-        "sweep", new.policy_version, new.sha256, plan.model_version, plan.scores_version, config.since, config.until,
-        config.market_codes, config.chunk_rows,
-    )  # fmt: skip
-    n_chunks = max(1, -(-plan.score_rows // config.chunk_rows))
-    ids = decided["content_id"].unique().sort()
-    chunk_of = pl.DataFrame({"content_id": ids, "chunk_id": assign_chunks(ids, n_chunks)})
-    decided = decided.drop("chunk_id", strict=False).join(chunk_of, on="content_id")
-    seen = SeenKeys(
-        ("content_id", "market", "policy_id"),
-        {"policy_version": new.policy_version, "model_version": plan.model_version},
-    )
-    written = 0
-    for (chunk,), part in decided.group_by(["chunk_id"], maintain_order=True):
-        rows = part.with_columns(
-            pl.lit(run_id).alias("run_id"),
-            pl.lit(plan.model_version).alias("model_version"),
-            pl.lit(datetime.now(UTC)).dt.cast_time_unit("us").alias("decided_at"),
-        )
-        metadata = {
-            "job": f"sweep-{job}",
-            "run_id": run_id,
-            "old_policy_version": plan.old_pack.policy_version,
-            "policy_version": new.policy_version,
-            "model_version": plan.model_version,
-            "scores_version": str(plan.scores_version),
-            "chunk": str(chunk),
-        }
-        commit_once(
-            config.lake, "decisions", rows.to_arrow(), app_id=f"sweep-{job}/decisions/{chunk}", metadata=metadata,
-            dedup=seen,
-        )  # fmt: skip
-        written += rows.height
-    return written

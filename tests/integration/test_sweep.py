@@ -55,7 +55,7 @@ def test_sweep_equals_fresh_backfill_with_the_new_pack(
 def test_sweep_changes_only_what_the_pack_changed_and_keeps_old_rows(backfilled: Lake, swept: tuple[Lake, str]) -> None:
     lake, out = swept
     before, after = read(backfilled, "decisions"), read(lake, "decisions")
-    new_rows = after.filter(pl.col("policy_version") == "trustbatch-default@1.1.0")
+    new_rows = after.filter(pl.col("policy_version") == "trustbatch-default@1.3.0")
     assert new_rows.height > 0
     # Old rows stay for audit; only the misinformation policy is re-decided.
     assert after.height == before.height + new_rows.height
@@ -66,7 +66,7 @@ def test_sweep_changes_only_what_the_pack_changed_and_keeps_old_rows(backfilled:
 
 def test_report_reconciles_with_the_decisions_table(backfilled: Lake, swept: tuple[Lake, str]) -> None:
     lake, _ = swept
-    report_dir = Path(lake.reports) / "sweep-trustbatch-default@1.0.0-trustbatch-default@1.1.0"
+    report_dir = Path(lake.reports) / "sweep-trustbatch-default@1.2.0-trustbatch-default@1.3.0"
     summary = pl.read_parquet(report_dir / "summary.parquet")
     doc = json.loads((report_dir / "report.json").read_text())
     assert doc["re_decided_policies"] == ["misinformation"]
@@ -124,7 +124,7 @@ def test_unknown_head_is_refused_with_what_to_do(backfilled: Lake, tmp_path: Pat
     from pipelines.policy import resolve_pack
 
     text = resolve_pack("election-eu").read_text()
-    text = text.replace('version: "1.1.0"', 'version: "9.0.0"').replace("head: misinformation", "head: deepfake", 1)
+    text = text.replace('version: "1.3.0"', 'version: "9.0.0"').replace("head: misinformation", "head: deepfake", 1)
     pack = tmp_path / "new-head.yaml"
     pack.write_text(text)
     proc = batchjobs("sweep", "--lake", backfilled.root, "--policy", str(pack))

@@ -1,0 +1,152 @@
+"""The audit's per-bucket pass and the driver's merge of its partial results.
+
+A bucket holds every decision row of its content ids (:mod:`pipelines.audit.buckets`), so within
+it the current decision per key, the "changed" flag per review unit and the distinct items per
+group are exact. A bucket returns:
+
+- ``cells``: counts per report cell (:func:`pipelines.audit.aggregate.cells_of`): summed exactly;
+- per market × breakdown, a quantile summary of scores and of hours to decision
+  (:mod:`pipelines.audit.quantiles`): merged in bucket order, exact while small;
+- distinct items per group × breakdown: summed exactly (an item lives in one bucket);
+- the current rows of the labelled review units, the restrictive rows the statements of
+  reasons need, and the dead-lettered ids that have a decision: small frames, concatenated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from pipelines import markets as mk
+from pipelines.audit import aggregate as ag
+from pipelines.audit.current import current_decisions
+from pipelines.audit.quantiles import Summary
+from pipelines.audit.sor import restrictive_rows
+
+QKey = tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class BucketArgs:
+    """What every bucket task needs besides its rows (small)."""
+
+    before: datetime
+    start: datetime | None
+    dims: tuple[str, ...]
+    groups: tuple[str, ...]
+    unit_ids: pl.Series  # the 64-bit (content_id, policy_id) hashes of the labelled units
+    letter_ids: pl.Series  # dead-lettered content ids
+    statements: bool = True
+
+
+@dataclass
+class Partial:
+    cells: list[pl.DataFrame] = field(default_factory=list)
+    summaries: dict[QKey, tuple[Summary, Summary]] = field(default_factory=dict)
+    items: list[pl.DataFrame] = field(default_factory=list)
+    labelled: list[pl.DataFrame] = field(default_factory=list)
+    sor_rows: list[pl.DataFrame] = field(default_factory=list)
+    decided_letters: list[pl.DataFrame] = field(default_factory=list)
+    rows: int = 0
+
+
+def _hours() -> pl.Expr:
+    return (pl.col("decided_at") - pl.col("created_at")).dt.total_seconds(fractional=True) / 3600.0
+
+
+def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
+    """Everything the report needs from one bucket's decision rows (decided before ``a.before``)."""
+    out = Partial(rows=rows.height)
+    if a.letter_ids.len():
+        out.decided_letters.append(
+            rows.filter(pl.col("content_id").is_in(a.letter_ids.implode())).select("content_id").unique()
+        )
+    frame = current_decisions(rows.lazy(), before=a.before)
+    del rows
+    if a.start is not None:
+        frame = frame.filter(pl.col("decided_at") >= a.start)
+    dims = list(a.dims)
+    out.cells.append(ag.cells_of(frame, dims))
+    narrow = frame.select("market", *dims, pl.col("score").cast(pl.Float64).alias("s"), _hours().alias("h"))
+    for key, part in narrow.partition_by(["market", *dims], as_dict=True, include_key=False).items():
+        out.summaries[tuple(key)] = (Summary().add(part["s"].to_numpy()), Summary().add(part["h"].to_numpy()))
+    if a.groups:
+        in_group = {g: pl.col("market").is_in(list(mk.GROUPS[g])) for g in a.groups}
+        out.items.append(
+            frame.group_by(dims)
+            .agg(pl.col("__c").filter(m).n_unique().cast(pl.Int64).alias(g) for g, m in in_group.items())
+            .unpivot(index=dims, on=list(a.groups), variable_name="region", value_name="items")
+        )
+    out.labelled.append(frame.filter(pl.col("__i").is_in(a.unit_ids.implode())))
+    if a.statements:
+        out.sor_rows.append(restrictive_rows(frame.lazy()).collect())
+    return out
+
+
+def fold(partials: Iterable[Partial]) -> Partial:
+    """Merge bucket partials in the order given (bucket order: the merge is deterministic)."""
+    acc = Partial()
+    for p in partials:
+        acc.rows += p.rows
+        acc.cells += p.cells
+        for key, (s, h) in p.summaries.items():
+            if key in acc.summaries:
+                acc.summaries[key][0].merge(s)
+                acc.summaries[key][1].merge(h)
+            else:
+                acc.summaries[key] = (s, h)
+        acc.items += p.items
+        acc.labelled += p.labelled
+        acc.sor_rows += p.sor_rows
+        acc.decided_letters += p.decided_letters
+        if len(acc.cells) > 16:  # keep the driver's list of small frames short
+            acc.cells = [_sum_cells(acc.cells)]
+    return acc
+
+
+def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    frame = pl.concat(frames, how="vertical_relaxed")
+    keys = [c for c in frame.columns if c != "n"]
+    return frame.group_by(keys).agg(pl.col("n").sum()).sort(keys, nulls_last=True)
+
+
+def _q_row(s: Summary, h: Summary) -> dict[str, float | None]:
+    row: dict[str, float | None] = dict(
+        zip(ag.HOUR_QUANTILES, h.quantiles(list(ag.HOUR_QUANTILES.values())), strict=True)
+    )
+    for q, v in zip(ag.SCORE_QUANTILES, s.quantiles(ag.SCORE_QUANTILES), strict=True):
+        row[f"score_p{round(q * 100)}"] = v
+    return row
+
+
+def aggregates(p: Partial, *, dims: Sequence[str], groups: Sequence[str], schema: pl.Schema) -> ag.Aggregates:
+    """The report's :class:`~pipelines.audit.aggregate.Aggregates` from the merged partials."""
+    dims = list(dims)
+    cells = _sum_cells(p.cells) if p.cells else pl.DataFrame()
+    keys = sorted(p.summaries, key=lambda k: tuple(str(x) for x in k))
+    market_rows = [{**dict(zip(["region", *dims], key, strict=True)), **_q_row(*p.summaries[key])} for key in keys]
+    group_rows = []
+    for g in groups:
+        members = set(mk.GROUPS[g])
+        by_dims: dict[QKey, tuple[Summary, Summary]] = {}
+        for key in keys:
+            if key[0] in members:
+                s, h = by_dims.setdefault(key[1:], (Summary(), Summary()))
+                s.merge(p.summaries[key][0])
+                h.merge(p.summaries[key][1])
+        group_rows += [{"region": g, **dict(zip(dims, d, strict=True)), **_q_row(*sh)} for d, sh in by_dims.items()]
+    base: dict[str, pl.DataType] = {"region": pl.String(), **{d: schema[d] for d in dims}}
+    qcols: dict[str, pl.DataType] = {
+        c: pl.Float64() for c in [*ag.HOUR_QUANTILES, *(f"score_p{round(q * 100)}" for q in ag.SCORE_QUANTILES)]
+    }
+    market_q = pl.DataFrame(market_rows, schema={**base, **qcols}, orient="row")
+    group_q = pl.DataFrame(group_rows, schema={**base, **qcols}, orient="row")
+    if p.items:
+        items = pl.concat(p.items, how="vertical_relaxed").group_by("region", *dims).agg(pl.col("items").sum())
+        group_q = group_q.join(items, on=["region", *dims], how="left")
+    else:
+        group_q = group_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("items"))
+    return ag.Aggregates(cells=cells, market_q=market_q, group_q=group_q, dims=tuple(dims))

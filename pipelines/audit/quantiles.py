@@ -1,0 +1,126 @@
+"""A deterministic, mergeable quantile summary (exact while small), for quantiles merged across buckets.
+
+Why not Apache DataSketches KLL: its compactions use random bits, so the same data gives a
+different sketch on every run (checked: two ``kll_doubles_sketch(400)`` over the same million
+values serialize differently and answer different medians), which would break the audit's
+"same ``--as-of``, same report, bit for bit". This summary is the deterministic relative of KLL
+(Munro-Paterson / MRL compactors): level ``h`` holds values of weight ``2**h``; when a level
+holds more than ``k`` values it is sorted and every other value moves up one level (the offset
+alternates deterministically per level), an odd one out stays.
+
+- Exact while small: every value is kept until the summary has seen more than ``exact_max``
+  (32,768) values; quantiles are then the linear-interpolation quantiles polars computes.
+- Error bound once compacted: one compaction at level ``h`` moves any rank by at most ``2**h``;
+  a level is compacted at most ``n / (k 2**h)`` times, so each level adds at most ``n / k`` and
+  the normalized rank error is at most ``levels / k`` (``levels`` <= log2(n / k) + 1); with the
+  default ``k`` = 4096 that is <= 0.27% at 10^7 values per group and <= 0.44% at 10^10. Measured
+  errors are far smaller (tests/unit/test_audit_quantiles.py).
+- The result depends only on the values and the merge order; the audit merges buckets in bucket
+  order, so a pinned audit is reproducible bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+K = 4096
+EXACT_MAX = 32_768
+"""A summary keeps every value (exact quantiles) until it has seen more than this many."""
+
+
+@dataclass
+class Summary:
+    """Values at levels of weight ``2**h`` (level 0 unsorted until needed)."""
+
+    k: int = K
+    exact_max: int = EXACT_MAX
+    levels: list[np.ndarray] = field(default_factory=list)
+    flips: list[int] = field(default_factory=list)
+    n: int = 0
+
+    @property
+    def exact(self) -> bool:
+        return len(self.levels) <= 1
+
+    def add(self, values: np.ndarray) -> Summary:
+        values = np.asarray(values, dtype=np.float64)
+        values = values[~np.isnan(values)]
+        if values.size == 0:
+            return self
+        self._put(0, values)
+        self.n += int(values.size)
+        self._compact()
+        return self
+
+    def merge(self, other: Summary) -> Summary:
+        for h, arr in enumerate(other.levels):
+            if arr.size:
+                self._put(h, arr)
+        self.n += other.n
+        self._compact()
+        return self
+
+    def _put(self, h: int, values: np.ndarray) -> None:
+        while len(self.levels) <= h:
+            self.levels.append(np.empty(0))
+            self.flips.append(0)
+        cur = self.levels[h]
+        self.levels[h] = values.copy() if cur.size == 0 else np.concatenate([cur, values])
+
+    def _compact(self) -> None:
+        if len(self.levels) <= 1 and self.n <= self.exact_max:
+            return
+        h = 0
+        while h < len(self.levels):
+            arr = self.levels[h]
+            if arr.size > self.k:
+                arr = np.sort(arr, kind="stable")
+                odd = arr.size % 2
+                keep, rest = (arr[:-1], arr[-1:]) if odd else (arr, arr[:0])
+                up = keep[self.flips[h] :: 2]
+                self.flips[h] ^= 1
+                self.levels[h] = rest
+                self._put(h + 1, up)
+            h += 1
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        if self.n == 0:
+            return [None] * len(qs)
+        if self.exact:
+            ordered = np.sort(self.levels[0], kind="stable")
+            return exact_quantiles(ordered, qs)
+        values = np.concatenate(self.levels)
+        weights = np.concatenate([np.full(a.size, 2**h, dtype=np.float64) for h, a in enumerate(self.levels)])
+        order = np.argsort(values, kind="stable")
+        values, cum = values[order], np.cumsum(weights[order])
+        total = cum[-1]
+        out: list[float | None] = []
+        for q in qs:
+            # The value whose weighted rank first reaches q of the total (ranks from 1).
+            i = int(np.searchsorted(cum, max(1.0, q * total), side="left"))
+            out.append(float(values[min(i, values.size - 1)]))
+        return out
+
+
+def exact_quantiles(ordered: np.ndarray, qs: Sequence[float]) -> list[float | None]:
+    """Linear-interpolation quantiles (like polars ``quantile(q, "linear")``) of a sorted array."""
+    n = ordered.size
+    if n == 0:
+        return [None] * len(qs)
+    out: list[float | None] = []
+    for q in qs:
+        p = q * (n - 1)
+        lo, hi = int(np.floor(p)), int(np.ceil(p))
+        out.append(float(ordered[lo] + (ordered[hi] - ordered[lo]) * (p - lo)))
+    return out
+
+
+def error_bound(n: int, k: int = K, exact_max: int = EXACT_MAX) -> float:
+    """The worst-case normalized rank error of a summary of ``n`` values (0 while exact)."""
+    if n <= exact_max:
+        return 0.0
+    levels = int(np.ceil(np.log2(n / k))) + 1
+    return levels / k

@@ -1,0 +1,65 @@
+"""The audit's mergeable quantile summary: exact while small, within its stated rank error when
+large (groups far larger than k, merged from many buckets), and deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.audit.quantiles import Summary, error_bound, exact_quantiles
+
+QS = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
+
+
+def _rank(sorted_values: np.ndarray, x: float) -> float:
+    return float(np.searchsorted(sorted_values, x, side="right")) / sorted_values.size
+
+
+def test_small_groups_are_exact_like_polars() -> None:
+    rng = np.random.default_rng(1)
+    parts = [rng.beta(0.4, 4.0, n) for n in (1, 7, 63, 1000)]
+    s = Summary()
+    for p in parts:
+        s.merge(Summary().add(p))
+    assert s.exact
+    want = pl.Series(np.concatenate(parts))
+    for q, got in zip(QS, s.quantiles(QS), strict=True):
+        assert got == pytest.approx(want.quantile(q, interpolation="linear"), rel=0, abs=1e-15)
+
+
+@pytest.mark.parametrize(("n", "buckets"), [(200_000, 1), (1_000_000, 37), (3_000_000, 8)])
+def test_large_groups_within_the_stated_rank_error(n: int, buckets: int) -> None:
+    rng = np.random.default_rng(n)
+    values = np.concatenate([rng.beta(0.4, 4.0, n // 2), rng.exponential(30.0, n - n // 2)])
+    rng.shuffle(values)
+    s = Summary()
+    for part in np.array_split(values, buckets):
+        s.merge(Summary().add(part))
+    assert not s.exact and s.n == n
+    bound = error_bound(n)
+    assert 0 < bound < 0.01
+    ordered = np.sort(values)
+    worst = max(abs(_rank(ordered, got) - q) for q, got in zip(QS, s.quantiles(QS), strict=True))  # type: ignore[arg-type]
+    assert worst <= bound + 1 / n, (worst, bound)
+    # The summary stays small: about k values per level.
+    assert sum(level.size for level in s.levels) <= 2 * s.k * len(s.levels)
+
+
+def test_same_values_same_merge_order_same_answer_bit_for_bit() -> None:
+    rng = np.random.default_rng(5)
+    parts = [rng.random(100_000) for _ in range(6)]
+
+    def build() -> list[float | None]:
+        s = Summary()
+        for p in parts:
+            s.merge(Summary().add(p))
+        return s.quantiles(QS)
+
+    assert build() == build()
+
+
+def test_nan_and_empty() -> None:
+    assert Summary().quantiles((0.5,)) == [None]
+    assert Summary().add(np.array([np.nan, 2.0])).quantiles((0.5,)) == [2.0]
+    assert exact_quantiles(np.array([]), (0.5,)) == [None]
