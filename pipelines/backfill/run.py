@@ -225,6 +225,9 @@ def _count(totals: dict[str, int], progress: Progress, row: dict[str, Any]) -> N
 
 
 def _one_line(exc: BaseException) -> str:
+    # Ray wraps a worker's exception (RayTaskError -> UserCodeException -> the real one): name the real one.
+    while getattr(exc, "cause", None) is not None or exc.__cause__ is not None:
+        exc = getattr(exc, "cause", None) or exc.__cause__  # type: ignore[assignment]
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[-1] if text else ''}"[:500]
 
@@ -233,6 +236,8 @@ def _missing(lake: Lake, lineage: Lineage, units: list[int]) -> list[int]:
     """Units whose decisions commit (the completion marker) is not in the table."""
     from deltalake import DeltaTable
 
+    if not table_exists(lake.path("decisions")):
+        return list(units)
     dt = DeltaTable(lake.path("decisions"))
     return [u for u in units if dt.transaction_version(f"{lineage.job}/decisions/{u}") is None]
 
