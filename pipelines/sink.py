@@ -133,7 +133,7 @@ def commit_once(
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.setdefault("app_id", app_id)
     for attempt in range(max_attempts):
-        dt = DeltaTable(uri)
+        dt = DeltaTable(uri, storage_options=lake.storage_options or None)
         done = dt.transaction_version(app_id)
         if done is not None and done >= version:
             return False
@@ -184,7 +184,7 @@ def write_stream(
 
     schema = TABLES[table]
     uri = ensure_table(lake, table, schema)
-    dt = DeltaTable(uri)
+    dt = DeltaTable(uri, storage_options=lake.storage_options or None)
     done = dt.transaction_version(app_id)
     if done is not None and done >= version:
         return False
