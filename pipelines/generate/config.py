@@ -37,6 +37,10 @@ class GenerateConfig:
     """created_at is spread uniformly over this many days after ``start``; 1 to 3650."""
     images_per_motif: int = 128
     """Pre-encoded variants per image motif (~1 ms each, drawn once per seed); 1 to 1000."""
+    known: int = 0
+    """Known images per default hash bank (known_csam, known_terror); 0 to 10,000. Each adds a bank
+    file entry, one near-duplicate backlog row per transform and two look-alikes
+    (``pipelines.generate.known_rows``). 0: no known material (and the same output as before)."""
 
     def __post_init__(self) -> None:
         for name, lo, hi in (
@@ -46,6 +50,7 @@ class GenerateConfig:
             ("batch_size", 100, 100_000),
             ("days", 1, 3650),
             ("images_per_motif", 1, 1000),
+            ("known", 0, 10_000),
         ):
             value = getattr(self, name)
             if not isinstance(value, int):
@@ -59,6 +64,8 @@ class GenerateConfig:
         """A short hash of the config: names the Delta application transaction of this load."""
         d = asdict(self)
         d["start"] = self.start.isoformat()
+        if not self.known:
+            del d["known"]  # configs without known material keep the digest they always had
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -81,6 +88,10 @@ class GenerateSummary:
     backlog_version: int
     """Delta version of the backlog after the load."""
     seconds: float
+    known_rows: int = 0
+    """Near-duplicate and look-alike rows of known material (``GenerateConfig.known``), on top of ``rows``."""
+    known_banks: dict[str, str] = field(default_factory=dict)
+    """Bank id -> bank CSV written for it (``known_banks/<bank>.csv`` in the lake)."""
 
     def prevalence(self) -> dict[str, float]:
         """Positives per target as a share of good rows."""

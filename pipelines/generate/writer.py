@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipelines.errors import BadConfigError
+from pipelines.generate import known_rows
 from pipelines.generate.badrows import BAD_PREFIX, BAD_ROW_KINDS, make_bad_row
 from pipelines.generate.config import GenerateConfig, GenerateSummary
 from pipelines.generate.images import image_pool
@@ -161,8 +162,11 @@ def generate_backlog(lake: Lake, config: GenerateConfig, *, progress: Progress |
                 heldout += p.split == "heldout"
             if plans:  # batches past the good rows hold only bad rows, which have no labels
                 yield truth_batch(plans)
+        if config.known:
+            yield known_rows.truth_batch(config)
 
     kinds: Counter[str] = Counter({k: 0 for k in BAD_ROW_KINDS})
+    counts = {"known": 0}
 
     def backlog() -> Iterator[pa.RecordBatch]:
         written = 0
@@ -175,6 +179,10 @@ def generate_backlog(lake: Lake, config: GenerateConfig, *, progress: Progress |
             yield batch
             if progress is not None:
                 progress(written, config.rows + config.bad_rows)
+        if config.known:
+            known = known_rows.backlog_batch(config)
+            counts["known"] = known.num_rows
+            yield known
 
     gt_done = not write_stream(
         lake, "ground_truth", pa.RecordBatchReader.from_batches(GROUND_TRUTH, truth()), app_id=app_id, metadata=meta
@@ -185,14 +193,22 @@ def generate_backlog(lake: Lake, config: GenerateConfig, *, progress: Progress |
     write_stream(lake, "backlog", pa.RecordBatchReader.from_batches(BACKLOG, backlog()), app_id=app_id, metadata=meta)
     from deltalake import DeltaTable
 
+    banks = known_rows.write_bank_files(lake, config) if config.known else {}
+    if config.known and not counts["known"]:  # resumed: the backlog commit was already there
+        counts["known"] = known_rows.row_count(config)
+    for target, n in known_rows.positives(config).items():
+        positives[target] += n
+
     return GenerateSummary(
         rows=config.rows,
         bad_rows=config.bad_rows,
         bad_row_kinds=dict(kinds),
-        positives={t: positives[t] for t in GROUND_TRUTH_TARGETS},
+        positives=dict(positives),
         heldout_rows=heldout,
         backlog_uri=lake.path("backlog"),
         ground_truth_uri=lake.path("ground_truth"),
         backlog_version=DeltaTable(lake.path("backlog")).version(),
         seconds=time.perf_counter() - t0,
+        known_rows=counts["known"],
+        known_banks=banks,
     )
