@@ -1,7 +1,9 @@
 """MLflow run tracking for jobs: one run per job, its id is the ``run_id`` in every row.
 
-Tracking and registry live in the lake's sqlite store (``DIR/mlflow.db``) with artifacts
-under ``DIR/mlartifacts``, in the same experiment as training runs
+Tracking and registry live at ``lake.mlflow_uri`` (a folder lake's own sqlite store
+``DIR/mlflow.db``; for an ``s3://`` lake the ``--tracking-uri`` / ``$MLFLOW_TRACKING_URI`` it was
+opened with) with artifacts under ``lake.artifacts_uri`` (``ROOT/mlartifacts``, in the bucket for
+an ``s3://`` lake), in the same experiment as training runs
 (:func:`pipelines.model.ensure_experiment`), so a lake carries its whole history.
 """
 
