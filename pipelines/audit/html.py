@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from pipelines.audit.quantiles import EXACT_MAX, K, error_bound
 from pipelines.report import Section, bar_chart, heatmap, interval_chart, lineage_block, page, paragraph, table
 from pipelines.schema import ACTIONS
 
@@ -151,20 +152,64 @@ def _coverage(c: Computed) -> Section:
     return Section("Coverage gaps", text + gaps + kinds)
 
 
+def _complaints(c: Computed) -> Section:
+    """Complaints, reversals, median time to resolve, and automated vs not, per market × policy."""
+    acted = (
+        c.rows.filter(pl.col("region_kind") == "market")
+        .group_by(pl.col("region").alias("market"), "policy_id")
+        .agg(
+            pl.col("actioned").sum(),
+            pl.col("automated_fully").sum().alias("fully"),
+            (pl.col("automated_partially").sum() + pl.col("automated_not").sum()).alias("not_fully"),
+        )
+    )
+    figures = c.complaints.join(acted, on=["market", "policy_id"], how="full", coalesce=True).filter(
+        (pl.col("complaints").fill_null(0) > 0) | (pl.col("actioned").fill_null(0) > 0)
+    )
+    cols = [
+        "market", "policy", "actioned", "solely automated", "not solely automated", "complaints", "reversals",
+        "upheld", "pending", "median hours to resolve",
+    ]  # fmt: skip
+    body = [
+        [
+            r["market"], r["policy_id"], r["actioned"] or 0, r["fully"] or 0, r["not_fully"] or 0,
+            r["complaints"] or 0, r["reversals"] or 0, r["upheld"] or 0, r["pending"] or 0,
+            None if r["median_hours_to_resolve"] is None else round(float(r["median_hours_to_resolve"]), 1),
+        ]
+        for r in figures.sort("market", "policy_id").iter_rows(named=True)
+    ]  # fmt: skip
+    total = int(c.complaints["complaints"].sum())
+    reversals = int(c.complaints["reversals"].sum())
+    text = paragraph(
+        f"{total:,} internal complaints (DSA Art. 20) lodged in the period, {reversals:,} reversed in full or in part. "
+        "Solely automated: actioned decisions taken without human involvement (automated = FULLY); not solely "
+        "automated: a person took or confirmed them (PARTIALLY, NOT_AUTOMATED: reviews and appeals). Median time: "
+        "hours from lodging to the outcome, over complaints resolved by the period's end (omitted excluded).",
+        note=True,
+    )
+    return Section("Complaints and automation per market × policy", text + table(cols, body))
+
+
 def _method() -> Section:
     return Section(
         "Method",
         paragraph(
-            "Current decision: the most recently committed row per (content_id, market, policy_id) decided before the "
-            "period end, kept if decided inside the period. Precision and recall: stratified review sample "
+            "Current decision: per (content_id, market, policy_id), among rows decided before the period end, the "
+            "latest row of the highest-precedence source (appeal > human review > hash match > model), kept if "
+            "decided inside the period. Precision and recall: stratified review sample "
             "(policy × origin region group × score band × changed decision), inclusion-probability weights "
             "calibrated to the known decision counts, 95% intervals from Beta posteriors on Kish effective counts "
-            "per score band × flagged cell. See docs/audit.md."
+            "per score band × flagged cell. Counts are exact. Score and hour quantiles are exact (linear "
+            f"interpolation) for a region × policy of up to {EXACT_MAX:,} decisions; above that they come from a "
+            f"deterministic mergeable summary (k = {K:,}) whose rank error is at most levels / k of the decisions "
+            f"(levels = log2(n / k) + 1: at most {100 * error_bound(10**7):.2f}% at 10 million decisions, "
+            f"{100 * error_bound(10**10):.2f}% at 10 billion). See docs/audit.md."
         ),
     )
 
 
 def render(c: Computed, *, statements: int) -> str:
-    sections = [_summary(c, statements), _heat(c), *_policies(c), _languages(c), _coverage(c), _method()]
+    sections = [_summary(c, statements), _heat(c), *_policies(c), _languages(c), _complaints(c), _coverage(c)]
+    sections.append(_method())
     sections.append(Section("Lineage", lineage_block(c.lineage)))
     return page("Compliance audit", sections, subtitle="trustbatch · DSA transparency and accuracy report")

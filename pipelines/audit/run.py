@@ -18,6 +18,8 @@ from pipelines import markets as mk
 from pipelines.audit import aggregate as ag
 from pipelines.audit.accuracy import CELL, METRICS, estimate_domains
 from pipelines.audit.buckets import ReadSpec, concat, map_reduce, pinned_files
+from pipelines.audit.complaints import complaint_figures
+from pipelines.audit.complaints import empty as complaints_empty
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
 from pipelines.audit.current import COLUMNS as DECISION_COLUMNS
@@ -72,6 +74,8 @@ class Computed:
     lineage: dict[str, object]
     packs: dict[str, tuple[Pack, str]]
     timings: dict[str, float] = field(default_factory=dict)
+    complaints: pl.DataFrame = field(default_factory=complaints_empty)
+    """Per market × policy: complaints lodged in the period and their outcomes (:mod:`pipelines.audit.complaints`)."""
 
 
 class _Clock:
@@ -283,8 +287,15 @@ def compute(config: AuditConfig, *, statements: bool = True) -> Computed:
         .sort("market")
     )
     lineage = _lineage(config, pins, packs, agg, sample_run, labelled.height, units.height)
+    complaints = complaint_figures(
+        pins["complaints"],
+        start=config.start,
+        end=config.period_end,
+        markets=sorted({c for n in config.markets for c in mk.expand(n)}),
+        policies=config.policies,
+    )
     clock.lap("assemble")
-    return Computed(rows, by_language, coverage, kinds, sor_rows, lineage, packs, clock.laps)
+    return Computed(rows, by_language, coverage, kinds, sor_rows, lineage, packs, clock.laps, complaints)
 
 
 def _order(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -387,6 +398,7 @@ def _write(result: Computed, out: Path, *, html: bool, statements: bool) -> int:
             "coverage_gaps": result.coverage.to_dicts(),
             "dead_letters_by_kind": result.dead_letter_kinds.to_dicts(),
             "statements_of_reasons": written,
+            "complaints": _finite(result.complaints),
             "timings_s": result.timings,
         }
         (tmp / "report.json").write_text(json.dumps(doc, indent=1, default=_json_default) + "\n", encoding="utf-8")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pipelines.lake import Lake, table_exists
 
 AUDITED_TABLES: tuple[str, ...] = (
-    "decisions", "scores", "dead_letters", "policy_packs", "review_samples", "review_labels", "backlog",
+    "decisions", "scores", "dead_letters", "policy_packs", "review_samples", "review_labels", "backlog", "complaints",
 )  # fmt: skip
 
 

@@ -104,22 +104,24 @@ def sweep_bucket(decisions: pl.DataFrame, stored: pl.DataFrame, bucket: int, job
     states = item_states(pairs(old_current, decided)) if decided.height else _empty_states()
     written = 0
     if job.job is not None and decided.height:
+        # Chunks follow the bucket's stored score rows (pinned: the same on a re-run), so a re-run
+        # names the same chunks; rows a killed run already committed are then dropped.
+        n_chunks = max(1, math.ceil(stored.height / job.chunk_rows))
+        chunked = decided.drop("chunk_id", strict=False).with_columns(
+            (pl.col("content_id").hash(seed=CHUNK_SEED) % n_chunks).cast(pl.Int64).alias("chunk_id")
+        )
         done = decisions.filter(
             (pl.col("policy_version") == job.new.policy_version) & (pl.col("model_version") == job.model_version)
         ).select(KEY)
-        written = _commit(job, bucket, decided.join(done, on=list(KEY), how="anti") if done.height else decided)
+        written = _commit(job, bucket, chunked.join(done, on=list(KEY), how="anti") if done.height else chunked)
     return BucketResult(summary(states), matrix(states), stored.height, written, held.height)
 
 
-def _commit(job: BucketJob, bucket: int, decided: pl.DataFrame) -> int:
-    """The bucket's rows in chunks by a hash of content_id, each chunk committed exactly once."""
-    if decided.height == 0:
+def _commit(job: BucketJob, bucket: int, chunked: pl.DataFrame) -> int:
+    """The bucket's rows, chunk by chunk (``chunk_id``), each chunk committed exactly once."""
+    if chunked.height == 0:
         return 0
     assert job.job is not None and job.run_id is not None
-    n_chunks = max(1, math.ceil(decided.height / job.chunk_rows))
-    chunked = decided.drop("chunk_id", strict=False).with_columns(
-        (pl.col("content_id").hash(seed=CHUNK_SEED) % n_chunks).cast(pl.Int64).alias("chunk_id")
-    )
     # Rows other writers committed after the pinned version are dropped at commit time.
     seen = SeenKeys(
         KEY,
