@@ -108,6 +108,8 @@ class SampleConfig:
     oversample: allocation factor of high-score and changed strata.
     as_of: pin the decisions table at this time (default: now).
     policies: restrict the draw to these policy ids (default: all).
+    use_ray, buckets: as in :class:`AuditConfig` (the draw is a pass over hash buckets of
+        content_id; the merged draw is the same whatever the buckets).
     """
 
     lake: Lake
@@ -116,8 +118,12 @@ class SampleConfig:
     oversample: int = 2
     as_of: datetime | None = None
     policies: tuple[str, ...] = ()
+    use_ray: bool | None = None
+    buckets: int | None = None
 
     def __post_init__(self) -> None:
+        if self.buckets is not None and not 1 <= self.buckets <= 1_000_000:
+            raise BadConfigError(f"buckets must be in [1, 1000000], got {self.buckets}")
         if not 1 <= self.per_stratum <= 1_000_000:
             raise BadConfigError(f"--per-stratum must be in [1, 1000000], got {self.per_stratum}")
         if not 0 <= self.seed < 2**63:

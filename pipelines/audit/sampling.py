@@ -22,11 +22,13 @@ from datetime import datetime
 
 import polars as pl
 
+from pipelines.audit.buckets import ReadSpec, map_reduce, pinned_files
 from pipelines.audit.config import SampleConfig
-from pipelines.audit.current import current_decisions, scan_decisions, with_strata
+from pipelines.audit.current import COLUMNS, current_decisions, scan_decisions, with_strata
 from pipelines.audit.strata import HIGH_FROM, stratum
 from pipelines.audit.versions import version_as_of
 from pipelines.errors import BadConfigError
+from pipelines.schema import DECISIONS
 from pipelines.sink import commit_once
 
 
@@ -41,24 +43,54 @@ def units_from_decisions(current: pl.LazyFrame) -> pl.LazyFrame:
     return with_strata(units).drop("region", "__band")
 
 
+def _framed(units: pl.DataFrame, *, per_stratum: int, seed: int, oversample: int) -> pl.DataFrame:
+    """Units with ``stratum``, their seeded ``__rank`` and the stratum's allocation ``__alloc``."""
+    high = pl.col("score_band").str.split("-").list.first().cast(pl.Float64) >= HIGH_FROM
+    alloc = pl.when(high | pl.col("changed")).then(per_stratum * oversample).otherwise(per_stratum)
+    return units.with_columns(
+        stratum(pl.col("policy_id"), pl.col("region_group"), pl.col("score_band"), pl.col("changed")).alias("stratum"),
+        pl.struct("content_id", "policy_id").hash(seed=seed).alias("__rank"),
+        alloc.alias("__alloc"),
+    )
+
+
+def _first(framed: pl.DataFrame) -> pl.DataFrame:
+    """Per stratum, the ``__alloc`` units of lowest (rank, content_id): the draw, or a bucket's candidates."""
+    return framed.sort("stratum", "__rank", "content_id").filter(
+        pl.int_range(pl.len()).over("stratum") < pl.col("__alloc")
+    )
+
+
+def _picked(candidates: pl.DataFrame, sizes: pl.DataFrame) -> pl.DataFrame:
+    """The draw from every bucket's candidates and the strata sizes (stratum, stratum_size)."""
+    picked = _first(candidates).join(sizes, on="stratum", how="left", maintain_order="left")
+    n = pl.min_horizontal(pl.col("__alloc"), pl.col("stratum_size"))
+    return picked.with_columns((n / pl.col("stratum_size")).alias("inclusion_prob")).drop("__rank", "__alloc")
+
+
 def draw(units: pl.DataFrame, *, per_stratum: int, seed: int, oversample: int = 2) -> pl.DataFrame:
     """The stratified draw from ``units`` (columns content_id, policy_id, region_group, score_band, changed).
 
     Returns the drawn units with ``stratum``, ``stratum_size`` and ``inclusion_prob``.
     """
-    high = pl.col("score_band").str.split("-").list.first().cast(pl.Float64) >= HIGH_FROM
-    alloc = pl.when(high | pl.col("changed")).then(per_stratum * oversample).otherwise(per_stratum)
-    framed = units.with_columns(
-        stratum(pl.col("policy_id"), pl.col("region_group"), pl.col("score_band"), pl.col("changed")).alias("stratum"),
-        pl.struct("content_id", "policy_id").hash(seed=seed).alias("__rank"),
-    ).with_columns(
-        pl.len().over("stratum").alias("stratum_size"),
-        pl.min_horizontal(alloc, pl.len().over("stratum")).alias("__n"),
-    )
-    picked = framed.sort("stratum", "__rank", "content_id").filter(
-        pl.int_range(pl.len()).over("stratum") < pl.col("__n")
-    )
-    return picked.with_columns((pl.col("__n") / pl.col("stratum_size")).alias("inclusion_prob")).drop("__rank", "__n")
+    framed = _framed(units, per_stratum=per_stratum, seed=seed, oversample=oversample)
+    sizes = framed.group_by("stratum").agg(pl.len().cast(pl.Int64).alias("stratum_size"))
+    return _picked(_first(framed), sizes)
+
+
+def sample_bucket(
+    rows: pl.DataFrame, before: datetime, per_stratum: int, seed: int, oversample: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One bucket's strata sizes and candidates (its first ``alloc`` units per stratum).
+
+    A unit lives in one bucket, so the global draw (the first ``alloc`` units of each stratum by
+    rank) is among the buckets' candidates, and strata sizes are sums: the merged draw equals
+    :func:`draw` over every unit at once.
+    """
+    units = units_from_decisions(current_decisions(rows.lazy(), before=before).lazy()).collect()
+    framed = _framed(units, per_stratum=per_stratum, seed=seed, oversample=oversample)
+    sizes = framed.group_by("stratum").agg(pl.len().cast(pl.Int64).alias("stratum_size"))
+    return sizes, _first(framed)
 
 
 @dataclass(frozen=True)
@@ -92,15 +124,22 @@ def sample_for_review(config: SampleConfig) -> SampleSummary:
 
     pinned = Pinned("decisions", lake.path("decisions"), version, None)
     decisions = scan_decisions(pinned)
+    where = None
     if config.policies:
         known = set(decisions.select("policy_id").unique().collect()["policy_id"].to_list())
         unknown = [p for p in config.policies if p not in known]
         if unknown:
             raise BadConfigError(f"--policy: no decisions for {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        decisions = decisions.filter(pl.col("policy_id").is_in(list(config.policies)))
-    units = units_from_decisions(current_decisions(decisions, before=as_of).lazy()).collect()
-    drawn = draw(units, per_stratum=config.per_stratum, seed=config.seed, oversample=config.oversample)
+        where = pl.col("policy_id").is_in(list(config.policies))
     assert version is not None  # scan_decisions raised otherwise
+    full = pl.Schema(DECISIONS)
+    spec = ReadSpec(
+        pinned_files(pinned.uri, version), {c: full[c] for c in COLUMNS}, where, lake.storage_options or None
+    )
+    args = (as_of, config.per_stratum, config.seed, config.oversample)
+    parts = list(map_reduce(spec, sample_bucket, args, use_ray=config.use_ray, buckets=config.buckets))
+    sizes = pl.concat([s for s, _ in parts]).group_by("stratum").agg(pl.col("stratum_size").sum())
+    drawn = _picked(pl.concat([c for _, c in parts], how="vertical_relaxed"), sizes)
     # The lake's location is not part of the key: a copied or moved lake names the same draw.
     key = f"decisions@v{version}|seed={config.seed}|n={config.per_stratum}|x{config.oversample}"
     key += "|" + ",".join(sorted(config.policies))
