@@ -56,7 +56,7 @@ from pipelines.hashes.codec import from_arrow
 from pipelines.hashes.matcher import MIN_QUALITY, Matches, match_hashes
 from pipelines.hashes.video import item_matches
 from pipelines.lake import Lake, table_exists
-from pipelines.policy import Pack, load_default_pack, load_pack, parse_pack, record_pack
+from pipelines.policy import Pack, load_default_pack, load_pack, parse_pack, record_pack, recorded
 from pipelines.policy.model import BankBinding, Policy
 from pipelines.sink import commit_once
 
@@ -490,19 +490,30 @@ def _write_report(lake: Lake, result: RematchResult) -> str:
 # -- retractions -----------------------------------------------------------------------------
 
 
+def _binding_in(lake: Lake, policy_version: str, policy_id: str, bank: str, fallback: Pack) -> BankBinding | None:
+    """The binding of ``bank`` to ``policy_id`` in the recorded pack ``policy_version`` (else in ``fallback``)."""
+    row = recorded(lake, policy_version)
+    pack = parse_pack(str(row["text"]), source=f"policy_packs:{policy_version}") if row is not None else fallback
+    for p, b in pack.bindings(bank):
+        if p.id == policy_id:
+            return b
+    return None
+
+
 def lift_retracted(lake: Lake, bank: str, *, policy: str | None = None, run_id: str | None = None) -> int:
     """Lift the ``hash_match`` decisions of ``bank`` whose items no longer match a live entry.
 
-    Returns the number of lifting rows committed (action ``none``; see the module docstring).
+    Each decision is re-checked with the binding (threshold, allow-lists) of the pack version it was
+    made under. Returns the number of lifting rows committed (action ``none``; see the module docstring).
     """
     pack = pack_in_force(lake, policy)
-    bindings = {p.id: (p, b) for p, b in pack.bindings(bank)}
     bank_rows = read_banks(lake, bank)
     version = list_version(bank_rows)
-    if not bindings or version == 0:
+    policy_ids = list(dict.fromkeys(p.id for p, _ in pack.bindings(bank)))
+    if not policy_ids or version == 0:
         return 0
     run_id = run_id or f"hashes-{uuid.uuid4().hex[:12]}"
-    latest = _latest_hash_rows(lake, list(bindings), None)
+    latest = _latest_hash_rows(lake, policy_ids, None)
     mine = (
         latest.filter((pl.col("action") != "none") & pl.col("model_version").str.starts_with(f"hash:{bank}@"))
         if latest.height
@@ -512,11 +523,12 @@ def lift_retracted(lake: Lake, bank: str, *, policy: str | None = None, run_id: 
         return 0
     media_version, files = _media(lake)
     entries = live_entries(bank_rows, at=version)
-    keep: set[tuple[str, str]] = set()  # (content_id, policy_id) still matched
-    for pid, (_, binding) in bindings.items():
-        items = mine.filter(pl.col("policy_id") == pid)["content_id"].unique().to_list()
-        frames = _frames_of(files, items, ("pdq",))
-        if not frames.height or not entries.height:
+    keep: set[tuple[str, str, str]] = set()  # (content_id, policy_id, policy_version) still matched
+    for pv, pid in mine.select("policy_version", "policy_id").unique().sort("policy_version", "policy_id").rows():
+        binding = _binding_in(lake, pv, pid, bank, pack)
+        items = mine.filter((pl.col("policy_id") == pid) & (pl.col("policy_version") == pv))["content_id"]
+        frames = _frames_of(files, items.unique().to_list(), ("pdq",))
+        if binding is None or not frames.height or not entries.height:
             continue
         found = match_hashes(
             from_arrow(frames["pdq"].to_arrow()),
@@ -528,9 +540,13 @@ def lift_retracted(lake: Lake, bank: str, *, policy: str | None = None, run_id: 
         hits = frames.select("content_id", "frame")[found.stored].with_columns(
             pl.Series("entry", found.bank), pl.Series("distance", found.distance, pl.Int32)
         )
-        keep |= {(c, pid) for c in _item_rule(frames, hits)["content_id"].to_list()}
-    still = pl.DataFrame(sorted(keep), schema={"content_id": pl.String, "policy_id": pl.String}, orient="row")
-    lifted = mine.join(still, on=["content_id", "policy_id"], how="anti")
+        keep |= {(c, pid, pv) for c in _item_rule(frames, hits)["content_id"].to_list()}
+    still = pl.DataFrame(
+        sorted(keep),
+        schema={"content_id": pl.String, "policy_id": pl.String, "policy_version": pl.String},
+        orient="row",
+    )
+    lifted = mine.join(still, on=["content_id", "policy_id", "policy_version"], how="anti")
     rows = lifted.select(
         "content_id",
         "market",
