@@ -44,7 +44,7 @@ def worker_peaks_mib() -> list[float]:
     import ray
 
     node = ray._private.worker._global_node  # the only handle on the raylet's pid
-    raylet = [p.process.pid for p in node.all_processes.get("raylet", [])] if node is not None else []
+    raylet: list[int] = [p.process.pid for p in node.all_processes.get("raylet", [])] if node is not None else []
     kids = _children()
     stack, found = list(raylet), []
     while stack:

@@ -10,8 +10,14 @@ Then, in the same run and on the same table:
 - report: ``run_audit`` writing report.parquet and report.json (no HTML, no statements);
 - full: ``run_audit`` with index.html and statements_of_reasons.jsonl.
 
+Each lake is built, and each audit measured, in a fresh process of its own, so peak RSS
+(``VmHWM``) belongs to one phase: the build (batches of 1 M rows, bounded memory), and the
+audit's driver and largest Ray worker. Ray is started and warm before the timings, as on a
+cluster. The same figures at ``--big-rows`` (default 5x) show whether memory grows with the
+table (target: <= 1.3x).
+
 Prints progress to stderr and ONE JSON line last on stdout. Usage:
-    .venv/bin/python benchmarks/audit.py [--rows 10000000] [--keep DIR]
+    .venv/bin/python benchmarks/audit.py [--rows 10000000] [--big-rows 50000000] [--keep DIR] [--build-only]
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,6 +36,9 @@ import polars as pl
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import machine
 
 from pipelines import markets as mk
 from pipelines.audit import AuditConfig, SampleConfig, run_audit, sample_for_review
@@ -138,7 +146,12 @@ def build(lake: Lake, rows: int) -> None:
         app_id="bench/dead",
     )  # fmt: skip
     t = time.perf_counter()
-    summary = sample_for_review(SampleConfig(lake=lake, per_stratum=40, seed=1, as_of=now))
+    big = rows > 3_000_000  # more than one bucket: draw on Ray tasks (a local Ray, started here)
+    if big:
+        import ray
+
+        ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    summary = sample_for_review(SampleConfig(lake=lake, per_stratum=40, seed=1, as_of=now, use_ray=big))
     samples = pl.read_delta(lake.path("review_samples"), columns=["sample_id", "content_id", "policy_id"])
     # Synthetic truth: an item violates with probability equal to its (max) score.
     truth = (
@@ -166,56 +179,142 @@ def floor(lake: Lake) -> float:
     return time.perf_counter() - t
 
 
+def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
+    """In a fresh process: start Ray (as a cluster would have it running), audit, read peak RSS, then the floor."""
+    import ray
+    from _ray_rss import peak_rss_mib, worker_peaks_mib
+
+    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+
+    @ray.remote
+    def _warm() -> int:
+        return os.getpid()
+
+    ray.get([_warm.remote() for _ in range(2 * (os.cpu_count() or 2))])
+    lake = open_lake(str(lake_dir))
+    as_of = datetime.now(UTC)
+    reports, phases = [], {}
+    for i in range(repeats):
+        t = time.perf_counter()
+        res = run_audit(
+            AuditConfig(lake=lake, out=str(lake_dir.parent / f"report{i}"), as_of=as_of), html=False, statements=False
+        )
+        reports.append(time.perf_counter() - t)
+        if reports[-1] == min(reports):
+            phases = json.loads(Path(res.report_json).read_text())["timings_s"]
+    out: dict[str, object] = {
+        "report_s": round(min(reports), 3),
+        "report_runs_s": [round(r, 3) for r in reports],
+        "report_phases_s": phases,
+        "report_rows": res.rows,
+        "driver_peak_rss_mib": round(peak_rss_mib(), 1),
+        "largest_worker_peak_rss_mib": round(max(worker_peaks_mib() or [0.0]), 1),
+        "workers": len(worker_peaks_mib()),
+    }
+    floors = [floor(lake) for _ in range(2)]
+    out["floor_s"] = round(min(floors), 3)
+    out["ratio_report_to_floor"] = round(min(reports) / min(floors), 2)
+    if full:
+        t = time.perf_counter()
+        res = run_audit(AuditConfig(lake=lake, out=str(lake_dir.parent / "full"), as_of=as_of))
+        out["full_with_html_and_statements_s"] = round(time.perf_counter() - t, 3)
+        out["statements"] = res.statements_written
+        out["labelled_units"] = res.labelled_units
+    ray.shutdown()
+    return out
+
+
+def _child(*args: str) -> dict[str, object]:
+    """Run this script in a fresh process (its own peak RSS, its own Ray) and return its JSON line."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False, env=os.environ.copy()
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    sys.stderr.write(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _build_here(root: Path, rows: int) -> dict[str, object]:
+    from _ray_rss import peak_rss_mib
+
+    lake = open_lake(str(root))
+    t = time.perf_counter()
+    if not (root / "decisions").exists():
+        build(lake, rows)
+    return {"build_s": round(time.perf_counter() - t, 1), "build_peak_rss_mib": round(peak_rss_mib(), 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--keep", help="build the lake here and keep it (default: a temporary folder)")
-    parser.add_argument("--build-only", action="store_true", help="build the lake (with --keep) and stop")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="decision rows of the main lake (+1%% re-decided)")
+    parser.add_argument(
+        "--big-rows", type=int, default=50_000_000, help="decision rows of the memory-scaling lake (0: skip)"
+    )
+    parser.add_argument("--keep", help="build the lakes here and keep them (DIR/lake, DIR/lake-BIG)")
+    parser.add_argument("--build-only", action="store_true", help="build the lake of --rows (with --keep) and stop")
+    parser.add_argument("--repeats", type=int, default=2, help="audit runs at --rows (the fastest counts)")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--build-into", help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure), repeats=args.repeats, full=args.full)))
+        return 0
+    if args.build_into:
+        print(json.dumps(_build_here(Path(args.build_into), args.rows)))
+        return 0
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-audit-"))
     try:
-        lake = open_lake(str(root / "lake"))
-        if not (root / "lake" / "decisions").exists():
-            build(lake, args.rows)
+        main_lake = root / "lake"
+        built = _child("--build-into", str(main_lake), "--rows", str(args.rows))
+        log(f"built {args.rows:,} (+1%) decision rows: {built}")
         if args.build_only:
             return 0
-        as_of = datetime.now(UTC)
-        floors = [floor(lake) for _ in range(2)]
-        log(f"floor (scan + group-by): {min(floors):.2f} s (runs {', '.join(f'{f:.2f}' for f in floors)})")
-        reports, phases = [], {}
-        for i in range(2):
-            t = time.perf_counter()
-            res = run_audit(
-                AuditConfig(lake=lake, out=str(root / f"report{i}"), as_of=as_of), html=False, statements=False
-            )
-            reports.append(time.perf_counter() - t)
-            if reports[-1] == min(reports):
-                phases = json.loads(Path(res.report_json).read_text())["timings_s"]
-        log(f"audit report (parquet + json): {min(reports):.2f} s (runs {', '.join(f'{r:.2f}' for r in reports)})")
-        t = time.perf_counter()
-        full = run_audit(AuditConfig(lake=lake, out=str(root / "full"), as_of=as_of))
-        full_s = time.perf_counter() - t
-        log(f"full audit (+ html + statements): {full_s:.2f} s; {full.line()}")
-        result = {
+        at = _child("--measure", str(main_lake), "--repeats", str(args.repeats), "--full")
+        log(f"audit at {args.rows:,}: {at}")
+        result: dict[str, object] = {
             "benchmark": "audit",
             "decision_rows": args.rows + args.rows // 100,
-            "floor_s": round(min(floors), 3),
-            "report_s": round(min(reports), 3),
-            "ratio_report_to_floor": round(min(reports) / min(floors), 2),
-            "full_with_html_s": round(full_s, 3),
-            "report_rows": full.rows,
-            "statements": full.statements_written,
-            "labelled_units": full.labelled_units,
-            "report_phases_s": phases,
-            "target": "report <= 3x floor; full < 60 s",
-            "machine": {
-                "cpu": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(),
-                "load_avg_1m": round(os.getloadavg()[0], 2),
-                "python": platform.python_version(),
-                "polars": pl.__version__,
+            "ray": "started before the timings (ray.init, workers warm), as on a cluster",
+            "floor_s": at["floor_s"],
+            "report_s": at["report_s"],
+            "ratio_report_to_floor": at["ratio_report_to_floor"],
+            "report_phases_s": at["report_phases_s"],
+            "full_with_html_and_statements_s": at.get("full_with_html_and_statements_s"),
+            "statements": at.get("statements"),
+            "labelled_units": at.get("labelled_units"),
+            "peak_rss_mib": {
+                str(args.rows + args.rows // 100): {
+                    "driver": at["driver_peak_rss_mib"],
+                    "largest_worker": at["largest_worker_peak_rss_mib"],
+                    "build": built["build_peak_rss_mib"],
+                }
             },
         }
+        if args.big_rows:
+            big_lake = root / f"lake-{args.big_rows}"
+            big_built = _child("--build-into", str(big_lake), "--rows", str(args.big_rows))
+            log(f"built {args.big_rows:,} (+1%) decision rows: {big_built}")
+            big = _child("--measure", str(big_lake), "--repeats", "1")
+            log(f"audit at {args.big_rows:,}: {big}")
+            peaks = result["peak_rss_mib"]
+            assert isinstance(peaks, dict)
+            peaks[str(args.big_rows + args.big_rows // 100)] = {
+                "driver": big["driver_peak_rss_mib"],
+                "largest_worker": big["largest_worker_peak_rss_mib"],
+                "build": big_built["build_peak_rss_mib"],
+                "report_s": big["report_s"],
+                "floor_s": big["floor_s"],
+            }
+            small, large = peaks.values()
+            result["rss_ratio_big_to_main"] = {
+                k: round(large[k] / small[k], 2) for k in ("driver", "largest_worker", "build") if small[k]
+            }
+        result["target"] = "report <= 3x floor; peak RSS at 5x the rows <= 1.3x"
+        result["machine"] = machine(polars=pl.__version__)
         print(json.dumps(result))
     finally:
         if not args.keep:

@@ -1,11 +1,15 @@
-"""Re-decision from stored scores vs re-scoring: prints one JSON line last.
+"""Re-decision from stored scores vs re-scoring, and the sweep vs a bare polars floor: prints one JSON line last.
 
 Measured in one run: re-scoring items/s (the starter model's preprocess + score on a sample
-of generated rows, all cores) and re-decision items/s (``run_sweep`` with the election pack
-over a lake holding >= 1 million stored score rows, commits included). Target on 2 CPUs:
-re-decision >= 1000x faster per item (and per score row).
+of generated rows, all cores) and, in a fresh process per lake with Ray started and warm (as on
+a cluster), ``run_sweep`` with the election pack, commits included, against the floor: bare
+polars reading the same score rows, deciding them under the new pack and writing them to Delta.
+Each item has one market and 7 policies: 7 score rows and 7 decision rows, so the default
+1,428,572 items are 10^7 decision rows and ``--big-items`` 7,142,858 are 5x10^7. Peak RSS
+(``VmHWM``) of the build, the driver and the largest Ray worker at both sizes. Targets: sweep
+<= 3x the floor, re-decision >= 1000x faster than re-scoring per item, RSS at 5x <= 1.3x.
 
-    python benchmarks/sweep.py [--items 150000] [--rescore-rows 1000]
+    python benchmarks/sweep.py [--items 1428572] [--big-items 7142858] [--rescore-rows 1000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -20,67 +24,150 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _machine import machine  # benchmarks/ is on sys.path when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import machine
+
+from pipelines.sweep.run import ITEM_COLUMNS
 
 os.environ.pop("TRITON_INTERPRET", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+POLICIES_PER_ITEM = 7  # the default pack's policies; one market per item: 7 decision rows per item
+BATCH_ITEMS = 200_000
+
 
 def _stored_lake(root: Path, items: int) -> tuple[object, int]:
-    """A lake with `items` x 7 score rows and their decisions under the default pack."""
+    """A lake with ``items`` x 7 score rows and their decisions under the default pack.
+
+    Written in batches of 200,000 items (one commit per table and batch), so memory stays bounded
+    whatever ``items``.
+    """
     import numpy as np
     import polars as pl
 
     from pipelines.lake import open_lake
     from pipelines.markets import ALL_MARKETS
     from pipelines.policy import load_default_pack, record_pack
-    from pipelines.scoring.commit import ChunkWriter, Lineage, scores_long
+    from pipelines.scoring.commit import decide_scores, scores_long
+    from pipelines.sink import commit_once
     from pipelines.tracking import experiment_id
 
     lake = open_lake(str(root))
     pack = load_default_pack()
-    rng = np.random.default_rng(0)
-    regions = rng.choice(np.array(ALL_MARKETS), items)
     heads = pack.heads
-    rows = pl.DataFrame(
-        {
-            "content_id": [f"c{i:09d}" for i in range(items)],
-            # Low-prevalence-like scores: mostly near 0, a tail towards 1.
-            "head_scores": rng.beta(0.4, 4.0, (items, len(heads))).astype(np.float32).tolist(),
-            "created_at": [datetime(2026, 3, 1, tzinfo=UTC)] * items,
-            "region": regions.tolist(),
-            "markets": [[r] for r in regions.tolist()],
-            "language": ["en"] * items,
-            "content_type": ["TEXT"] * items,
-            "content_sha256": ["0" * 64] * items,
-            "chunk_id": [0] * items,
-        }
-    )
-    lineage = Lineage("bench", "bench-run", "starter", "1", 0, pack.policy_version, "synthetic")
     record_pack(lake, pack, run_id="bench-run")
-    # A real lake has its MLflow store from the backfill; create it here, outside the timing.
-    experiment_id(lake)
-    writer = ChunkWriter(lake, lineage, pack)
-    long = scores_long(rows, heads, pack)
-    writer.scores(long, 0)
-    writer.decisions(long, 0)
-    return lake, long.height
+    experiment_id(lake)  # a real lake has its MLflow store from the backfill
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    lineage = {"run_id": "bench-run", "model_name": "starter", "model_version": "1"}
+    written = 0
+    for lo in range(0, items, BATCH_ITEMS):
+        n = min(items, lo + BATCH_ITEMS) - lo
+        rng = np.random.default_rng(lo)
+        regions = rng.choice(np.array(ALL_MARKETS), n)
+        rows = pl.DataFrame(
+            {
+                "content_id": [f"c{i:010d}" for i in range(lo, lo + n)],
+                # Low-prevalence-like scores: mostly near 0, a tail towards 1.
+                "head_scores": rng.beta(0.4, 4.0, (n, len(heads))).astype(np.float32).tolist(),
+                "created_at": [datetime(2026, 3, 1, tzinfo=UTC)] * n,
+                "region": regions.tolist(),
+                "markets": [[r] for r in regions.tolist()],
+                "language": ["en"] * n,
+                "content_type": ["TEXT"] * n,
+                "content_sha256": ["0" * 64] * n,
+                "chunk_id": [lo // BATCH_ITEMS] * n,
+            }
+        )
+        long = scores_long(rows, heads, pack)
+        lit = [pl.lit(v).alias(k) for k, v in lineage.items()]
+        lit.append(pl.lit(0, pl.Int64).alias("source_version"))
+        scores = long.with_columns(*lit, pl.lit(now).dt.cast_time_unit("us").alias("scored_at"))
+        commit_once(lake, "scores", scores.to_arrow(), app_id=f"bench/scores/{lo}")
+        decided = decide_scores(long, pack).with_columns(*lit, pl.lit(now).dt.cast_time_unit("us").alias("decided_at"))
+        commit_once(lake, "decisions", decided.to_arrow(), app_id=f"bench/decisions/{lo}")
+        written += long.height
+    return lake, written
 
 
-def redecide(tmp: Path, items: int) -> dict[str, float]:
+def floor(lake: object) -> float:
+    """Bare polars: read the score rows the sweep re-decides, decide them under the new pack, write them."""
+    from dataclasses import replace
+
+    import polars as pl
+    from deltalake import write_deltalake
+
+    from pipelines.policy import decide, load_pack
+    from pipelines.scoring.commit import head_rows
+
+    new = load_pack("election-eu")
+    changed = replace(new, policies=tuple(p for p in new.policies if p.id == "misinformation"))
+    t = time.perf_counter()
+    stored = (
+        pl.scan_delta(lake.path("scores"))  # type: ignore[attr-defined]
+        .filter((pl.col("policy_id") == "misinformation") & (pl.col("model_version") == "1"))
+        .select("content_id", "policy_id", "score", "model_name", "source_version", *ITEM_COLUMNS)
+        .collect()
+    )
+    decided = decide(head_rows(stored, new), changed)
+    out = str(Path(lake.root) / "floor_out")  # type: ignore[attr-defined]
+    write_deltalake(out, decided.to_arrow(), mode="overwrite")
+    return time.perf_counter() - t
+
+
+def measure(lake_dir: Path) -> dict[str, object]:
+    """In a fresh process with Ray started and warm (as on a cluster): one sweep, peak RSS, then the floor."""
+    import ray
+    from _ray_rss import peak_rss_mib, worker_peaks_mib
+
+    from pipelines.lake import open_lake
     from pipelines.sweep import SweepConfig, run_sweep
 
-    lake, score_rows = _stored_lake(tmp / "sweep", items)
+    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+
+    @ray.remote
+    def _warm() -> int:
+        return os.getpid()
+
+    ray.get([_warm.remote() for _ in range(2 * (os.cpu_count() or 2))])
+    lake = open_lake(str(lake_dir))
     t0 = time.perf_counter()
-    result = run_sweep(SweepConfig(lake=lake, policy="election-eu"))  # type: ignore[arg-type]
+    result = run_sweep(SweepConfig(lake=lake, policy="election-eu"))
     secs = time.perf_counter() - t0
-    return {
-        "stored_score_rows": score_rows,
+    out: dict[str, object] = {
+        "sweep_seconds": round(secs, 3),
         "redecided_score_rows": result.plan.score_rows,
         "decision_rows_written": result.decisions_written,
-        "sweep_seconds": secs,
-        "redecision_items_per_s": items / secs,
-        "redecision_score_rows_per_s": score_rows / secs,
+        "driver_peak_rss_mib": round(peak_rss_mib(), 1),
+        "largest_worker_peak_rss_mib": round(max(worker_peaks_mib() or [0.0]), 1),
+    }
+    ray.shutdown()
+    floors = [floor(lake) for _ in range(2)]
+    out["floor_s"] = round(min(floors), 3)
+    out["ratio_sweep_to_floor"] = round(secs / min(floors), 2)
+    return out
+
+
+def _child(*args: str) -> dict[str, object]:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    sys.stderr.write(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _build_here(root: Path, items: int) -> dict[str, object]:
+    from _ray_rss import peak_rss_mib
+
+    t = time.perf_counter()
+    _, rows = _stored_lake(root, items)
+    return {
+        "score_rows": rows,
+        "build_s": round(time.perf_counter() - t, 1),
+        "build_peak_rss_mib": round(peak_rss_mib(), 1),
     }
 
 
@@ -116,20 +203,68 @@ def rescore(tmp: Path, rows: int) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--items", type=int, default=150_000, help="items in the stored lake (x7 score rows)")
+    ap.add_argument("--items", type=int, default=1_428_572, help="items of the main lake (x7 decision rows)")
+    ap.add_argument("--big-items", type=int, default=7_142_858, help="items of the memory-scaling lake (0: skip)")
     ap.add_argument("--rescore-rows", type=int, default=1000, help="rows the starter model re-scores")
+    ap.add_argument("--keep", help="build the lakes here and keep them")
+    ap.add_argument("--measure", help=argparse.SUPPRESS)
+    ap.add_argument("--build-into", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure))))
+        return
+    if args.build_into:
+        print(json.dumps(_build_here(Path(args.build_into), args.items)))
+        return
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    result: dict[str, object] = {"benchmark": "sweep"}
     try:
-        result: dict[str, object] = {"benchmark": "sweep"}
         result.update(rescore(tmp, args.rescore_rows))
-        result.update(redecide(tmp, args.items))
+        peaks: dict[str, dict[str, float]] = {}
+        for n, name in ((args.items, "main"), (args.big_items, "big")):
+            if not n:
+                continue
+            built = _child("--build-into", str(tmp / f"lake-{n}"), "--items", str(n))
+            print(f"[bench-sweep] built {n:,} items: {built}", file=sys.stderr, flush=True)
+            got = _child("--measure", str(tmp / f"lake-{n}"))
+            print(f"[bench-sweep] sweep of {n:,} items: {got}", file=sys.stderr, flush=True)
+            peaks[str(n * POLICIES_PER_ITEM)] = {
+                "driver": float(got["driver_peak_rss_mib"]),  # type: ignore[arg-type]
+                "largest_worker": float(got["largest_worker_peak_rss_mib"]),  # type: ignore[arg-type]
+                "build": float(built["build_peak_rss_mib"]),  # type: ignore[arg-type]
+                "sweep_s": float(got["sweep_seconds"]),  # type: ignore[arg-type]
+                "floor_s": float(got["floor_s"]),  # type: ignore[arg-type]
+            }
+            if name == "main":
+                secs = float(got["sweep_seconds"])  # type: ignore[arg-type]
+                result.update(
+                    items=n,
+                    decision_rows=n * POLICIES_PER_ITEM,
+                    stored_score_rows=built["score_rows"],
+                    redecided_score_rows=got["redecided_score_rows"],
+                    decision_rows_written=got["decision_rows_written"],
+                    sweep_seconds=secs,
+                    floor_s=got["floor_s"],
+                    ratio_sweep_to_floor=got["ratio_sweep_to_floor"],
+                    redecision_items_per_s=n / secs,
+                    redecision_score_rows_per_s=float(built["score_rows"]) / secs,  # type: ignore[arg-type]
+                )
+        result["peak_rss_mib"] = peaks
+        if len(peaks) == 2:
+            small, large = peaks.values()
+            result["rss_ratio_big_to_main"] = {
+                k: round(large[k] / small[k], 2) for k in ("driver", "largest_worker", "build") if small[k]
+            }
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    result["redecision_over_rescoring_per_item"] = result["redecision_items_per_s"] / result["rescore_items_per_s"]  # type: ignore[operator]
-    result["redecision_over_rescoring_per_score_row"] = (
-        result["redecision_score_rows_per_s"] / result["rescore_score_rows_per_s"]  # type: ignore[operator]
-    )
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if "redecision_items_per_s" in result:
+        result["redecision_over_rescoring_per_item"] = result["redecision_items_per_s"] / result["rescore_items_per_s"]  # type: ignore[operator]
+        result["redecision_over_rescoring_per_score_row"] = (
+            result["redecision_score_rows_per_s"] / result["rescore_score_rows_per_s"]  # type: ignore[operator]
+        )
+    result["ray"] = "started before the timings (ray.init, workers warm), as on a cluster"
+    result["target"] = "sweep <= 3x floor; >= 1000x re-scoring per item; peak RSS at 5x the rows <= 1.3x"
     import polars as pl
     import torch
 
