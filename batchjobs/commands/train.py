@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--text-tower",
         default=None,
-        help="e5 (default: multilingual-e5-small, ~100 languages), minilm (English only), or a BERT / XLM-R folder",
+        help="e5+use (default: multilingual-e5-small + a USE-multilingual sentence vector), e5, minilm "
+        "(English only), or a BERT / XLM-R folder (FOLDER+use adds the sentence vector)",
     )
     p.add_argument("--feature-cache", default=None, help="folder keeping frozen-tower outputs between runs")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1: see docs/models.md)")

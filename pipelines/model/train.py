@@ -45,8 +45,9 @@ class TrainConfig:
     promote: move alias ``champion`` to the new version. epochs / batch_size / lr /
     weight_decay / seed: the fusion training. max_rows: cap on training rows (a deterministic
     hash sample), None for all. max_heldout_rows: cap on evaluation rows, None for all.
-    text_tower: a BERT / XLM-R folder replacing MiniLM (bring your own). feature_cache: a
-    folder where tower outputs are kept between runs (None: memory only).
+    text_tower: "e5+use" (None: the default), "e5", "minilm", or a BERT / XLM-R folder (bring
+    your own; "FOLDER+use" keeps the sentence vector). feature_cache: a folder where tower
+    outputs are kept between runs (None: memory only).
     min_language_positives: per-language metrics need this many positives and negatives.
     threads: torch CPU threads for this process. 1 by default: on shared cores a second
     OpenMP thread made the towers ~2.5x and the fusion steps ~50x slower here (spinning
