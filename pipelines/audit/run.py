@@ -168,7 +168,8 @@ def _read_spec(config: AuditConfig, pinned: Pinned, policies: list[str]) -> Read
         where = where & pl.col("market").is_in(sorted({c for name in config.markets for c in mk.expand(name)}))
     full = pl.Schema(DECISIONS)
     schema = {c: full[c] for c in DECISION_COLUMNS}
-    return ReadSpec(pinned_files(pinned.uri, pinned.version), schema, where, config.lake.storage_options or None)
+    # Credentials and endpoint come from the environment (AWS_*), as for every reader of the lake.
+    return ReadSpec(pinned_files(pinned.uri, pinned.version), schema, where)
 
 
 def compute(config: AuditConfig, *, statements: bool = True) -> Computed:

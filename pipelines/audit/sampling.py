@@ -133,9 +133,7 @@ def sample_for_review(config: SampleConfig) -> SampleSummary:
         where = pl.col("policy_id").is_in(list(config.policies))
     assert version is not None  # scan_decisions raised otherwise
     full = pl.Schema(DECISIONS)
-    spec = ReadSpec(
-        pinned_files(pinned.uri, version), {c: full[c] for c in COLUMNS}, where, lake.storage_options or None
-    )
+    spec = ReadSpec(pinned_files(pinned.uri, version), {c: full[c] for c in COLUMNS}, where)
     args = (as_of, config.per_stratum, config.seed, config.oversample)
     parts = list(map_reduce(spec, sample_bucket, args, use_ray=config.use_ray, buckets=config.buckets))
     sizes = pl.concat([s for s, _ in parts]).group_by("stratum").agg(pl.col("stratum_size").sum())

@@ -138,7 +138,7 @@ def _source_policies(old: Pack, new: Pack, policies: tuple[str, ...], model: str
 def _specs(config: SweepConfig, dv: int, sv: int) -> tuple[ReadSpec, ReadSpec]:
     """The decisions and scores files of the pinned versions, with the columns a sweep reads."""
     lake = config.lake
-    options = lake.storage_options or None
+    options = None  # credentials and endpoint from the environment (AWS_*), as for every reader
     dec_schema, sc_schema = pl.Schema(DECISIONS), pl.Schema(SCORES)
     decisions = ReadSpec(
         pinned_files(lake.path("decisions"), dv), {c: dec_schema[c] for c in _DECISION_COLUMNS}, None, options
