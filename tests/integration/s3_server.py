@@ -73,6 +73,9 @@ def moto_s3(log: Path, *, buckets: tuple[str, ...]) -> Iterator[str]:
         with pytest.MonkeyPatch.context() as mp:
             for k, v in s3_env(endpoint).items():
                 mp.setenv(k, v)
+            # Only for this test process: MLflow caches its boto3 client per process, keyed by this
+            # variable (not by AWS_ENDPOINT_URL), so a second module's server would get the first one's client.
+            mp.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)
             mp.delenv("MLFLOW_TRACKING_URI", raising=False)
             import boto3
 

@@ -28,6 +28,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for var in ("RAY_ADDRESS", ray_connect._JOB_CONFIG_ENV):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # never read the machine's /tmp/ray
+    import ray
+
+    # Whatever else ran in this process (a shared Ray of the integration tier), connect() must get
+    # past its "already initialised" check; ray.init itself raises in this tier.
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
     return tmp_path
 
 
