@@ -56,7 +56,9 @@ def resolve_address(address: str | None) -> tuple[str | None, str]:
             "RAY_ADDRESS"
         ) == address else f"--ray-address {address}"
     env = os.environ.get("RAY_ADDRESS")
-    if env:
+    if env == "auto":
+        address = "auto"  # Ray's meaning: a running cluster, found below, or an error
+    elif env:
         return (None, "RAY_ADDRESS=local") if env == LOCAL else (env, f"RAY_ADDRESS={env}")
     record = _ray_temp_dir() / "ray_current_cluster"
     try:

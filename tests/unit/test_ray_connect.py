@@ -56,9 +56,14 @@ def test_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert ray_connect.resolve_address("local")[0] is None
 
 
-def test_auto_without_any_cluster_is_a_config_error() -> None:
+def test_auto_without_any_cluster_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with pytest.raises(BadConfigError, match="no running Ray cluster"):
         ray_connect.resolve_address("auto")
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    with pytest.raises(BadConfigError, match="no running Ray cluster"):
+        ray_connect.resolve_address(None)
+    _record(tmp_path, "10.1.2.3:6379")
+    assert ray_connect.resolve_address(None)[0] == "10.1.2.3:6379"
 
 
 @pytest.mark.parametrize("how", ["argument", "RAY_ADDRESS", "record"])
