@@ -204,6 +204,21 @@ def test_serve_scores_and_logs_decisions_to_the_s3_lake(s3_run: S3Run) -> None:
     assert list(s3_run.workdir.iterdir()) == []
 
 
+def test_storage_writes_reads_and_checks_objects_on_s3(s3_endpoint: str) -> None:
+    base = f"s3://{BUCKET}/storage"
+    assert not storage.exists(f"{base}/r/a.json")
+    storage.makedirs(f"{base}/r")  # no folders on S3: nothing is created
+    assert _keys("storage/") == []
+    storage.write_text(f"{base}/r/a.json", '{"ok": true}')
+    assert storage.exists(f"{base}/r/a.json") and storage.exists(f"{base}/r")
+    assert storage.read_bytes(f"{base}/r/a.json") == b'{"ok": true}'
+    with storage.staged_dir(f"{base}/staged") as folder:
+        (folder / "x.parquet").write_bytes(b"PAR1")
+        (folder / "sub").mkdir()
+        (folder / "sub" / "y.txt").write_text("y")
+    assert sorted(_keys("storage/")) == ["storage/r/a.json", "storage/staged/sub/y.txt", "storage/staged/x.parquet"]
+
+
 def test_two_writers_pinned_to_one_version_on_s3_second_fails(s3_endpoint: str) -> None:
     from deltalake import CommitProperties, DeltaTable, write_deltalake
     from deltalake.exceptions import CommitFailedError
