@@ -103,7 +103,7 @@ def decisions_batch(lo: int, hi: int, *, redecided: bool = False) -> pa.Table:
         pl.when(s >= 0.5).then(s).otherwise(None).alias("threshold"),
         pl.when(s >= 0.9).then(pl.lit("PARTIALLY")).otherwise(pl.lit("FULLY")).alias("automated"),
         pl.lit("model").alias("source"),
-        pl.lit("trustbatch-default@1.0.0").alias("policy_version"),
+        pl.lit(load_default_pack().policy_version).alias("policy_version"),  # the pack in policy_packs
         pl.format("run{}", pl.col("item") % 3 + (10 if redecided else 0)).alias("run_id"),
         pl.lit("starter").alias("model_name"),
         pl.lit("4" if redecided else "3").alias("model_version"),
