@@ -43,12 +43,12 @@ def compact(
     out = []
     for table in tables:
         uri = lake.path(table)
-        if not table_exists(uri):
+        if not table_exists(uri, lake.storage_options):
             continue
-        dt = DeltaTable(uri)
+        dt = DeltaTable(uri, storage_options=lake.storage_options or None)
         before = len(dt.file_uris())
         metrics = dt.optimize.compact(target_size=target_bytes)
-        after = DeltaTable(uri)
+        after = DeltaTable(uri, storage_options=lake.storage_options or None)
         changed = int(metrics.get("numFilesRemoved", 0)) > 0
         out.append(Compacted(table, before, len(after.file_uris()), after.version() if changed else None))
     return out

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from batchjobs.commands._common import add_lake
+from batchjobs.commands._common import add_lake, lake_from_args
 from pipelines.complaints import generate_complaints, ingest_complaints
-from pipelines.lake import open_lake
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,11 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    print(ingest_complaints(open_lake(args.lake, create=False), args.file).line())
+    print(ingest_complaints(lake_from_args(args, create=False), args.file).line())
     return 0
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    lake = open_lake(args.lake, create=False)
+    lake = lake_from_args(args, create=False)
     print(generate_complaints(lake, args.out, appeal_share=args.share, seed=args.seed).line())
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from pathlib import Path
 
-from batchjobs.commands._common import add_lake, timestamp
-from pipelines.lake import open_lake
+from batchjobs.commands._common import add_lake, lake_from_args, timestamp
+from pipelines.storage import staged_dir
 from pipelines.transparency import Period, write_transparency_report
 
 
@@ -31,16 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = write_transparency_report(
-        open_lake(args.lake, create=False),
-        Period.parse(args.period),
-        service=args.service,
-        provider=args.provider,
-        published=args.published,
-        vlop=args.vlop,
-        out=args.out,
-        as_of=args.as_of,
-    )
+    # An s3:// --out is written to a local folder first and uploaded when the report is complete.
+    with staged_dir(args.out) as folder:
+        written = write_transparency_report(
+            lake_from_args(args, create=False),
+            Period.parse(args.period),
+            service=args.service,
+            provider=args.provider,
+            published=args.published,
+            vlop=args.vlop,
+            out=str(folder),
+            as_of=args.as_of,
+        )
+    paths = {k: f"{args.out.rstrip('/')}/{Path(v).name}" for k, v in written.items()}
     print(f"transparency-report: {len(paths) - 1} parts for {args.period} -> {args.out}")
     for path in paths.values():
         print(path)

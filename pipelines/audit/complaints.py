@@ -23,7 +23,6 @@ import polars as pl
 
 from pipelines.audit.versions import Pinned
 from pipelines.schema import COMPLAINTS
-from pipelines.transparency.figures import scan
 
 OUTCOMES: tuple[str, ...] = ("upheld", "reversed", "partially_reversed", "omitted")
 COLUMNS: tuple[str, ...] = (
@@ -50,6 +49,10 @@ def complaint_figures(
     if pinned.version is None:
         return empty()
     schema = pl.Schema(COMPLAINTS)
+    # Imported here: pipelines.transparency imports the audit package (estimators), so a
+    # module-level import would be circular.
+    from pipelines.transparency.figures import scan
+
     frame = scan(pinned, dict(schema)).select(list(schema)).sort("ingested_at")
     frame = frame.unique("complaint_id", keep="last", maintain_order=True).filter(pl.col("lodged_at") < end)
     if start is not None:

@@ -26,7 +26,7 @@ def decision(
     """One decisions row (model source by default) for a synthetic lake."""
     row: dict[str, object] = {
         "content_id": content_id, "market": market, "policy_id": policy_id,
-        "policy_version": "trustbatch-default@1.0.0", "action": action, "score": 0.95 if action != "none" else 0.1,
+        "policy_version": load_default_pack().policy_version, "action": action, "score": 0.95 if action != "none" else 0.1,
         "threshold": None, "automated": "FULLY", "source": "model", "run_id": "run-1", "model_name": "tiny",
         "model_version": "1", "source_version": 0, "decided_at": at, "created_at": at - timedelta(hours=2),
         "region": market, "language": "de", "content_type": "TEXT", "content_sha256": None, "chunk_id": 0,
