@@ -61,7 +61,10 @@ def test_decision_of_record_stays_current_over_later_model_decisions() -> None:
             ("a", "DE", "hate", "remove", 0.97, 10, "2"),  # a later model run: not current
         ]
     ).with_columns(
-        pl.when(pl.col("model_version") == "review").then(pl.lit("human_review")).otherwise(pl.lit("model")).alias("source")
+        pl.when(pl.col("model_version") == "review")
+        .then(pl.lit("human_review"))
+        .otherwise(pl.lit("model"))
+        .alias("source")
     )
     cur = current_decisions(lf, before=T0 + timedelta(minutes=30))
     assert cur.select("action", "source").rows() == [("none", "human_review")]
