@@ -6,7 +6,9 @@ of the highest-precedence source present for it:
     appeal > human_review > hash_match > model
 
 so a decision of record (a reviewer's or an appeal's outcome) is never overridden by a later model
-or sweep decision, and a match against a list of known material wins over a classifier. Within one
+or sweep decision, and a match against a list of known material wins over a classifier. A match
+that was lifted (its bank entry retracted: the latest ``hash_match`` row of the key has action
+``none``) no longer counts, so the model's decision stands again. Within one
 source the most recently committed row wins: latest ``decided_at`` (the commit time), ties within
 one commit broken by policy version, model version and run id, so every reader picks the same row.
 
@@ -40,9 +42,19 @@ def source_rank(source: pl.Expr | None = None) -> pl.Expr:
     return expr.replace_strict(SOURCE_RANK, default=-1, return_dtype=pl.Int8)
 
 
+def rank_expr() -> pl.Expr:
+    """The precedence of each row, with lifted hash matches ranked below the model.
+
+    A window over (key, source): needs ``decided_at``, ``action`` and the key columns.
+    """
+    latest_hash_action = pl.col("action").sort_by(*CURRENT_ORDER).last().over([*KEY, "source"])
+    lifted = (pl.col("source") == "hash_match") & (latest_hash_action == "none")
+    return pl.when(lifted).then(pl.lit(-2, pl.Int8)).otherwise(source_rank())
+
+
 def with_rank(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Add :data:`RANK`, so sorting by :data:`ORDER` puts each key's current row last."""
-    return frame.with_columns(source_rank().alias(RANK))
+    return frame.with_columns(rank_expr().alias(RANK))
 
 
 def current_decisions(decisions: pl.LazyFrame) -> pl.LazyFrame:

@@ -21,11 +21,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same rows (default 0)")
     p.add_argument("--bad-rows", type=int, default=0, help="malformed rows to add, all kinds in turn (default 0)")
     p.add_argument("--enrich", type=float, default=1.0, help="multiply each policy's prevalence (>= 1, capped at 30%%)")
+    p.add_argument(
+        "--known",
+        type=int,
+        default=0,
+        help="known images per default bank: their near copies go into the backlog, the bank CSVs under known_banks/ (default 0)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = GenerateConfig(rows=args.rows, seed=args.seed, bad_rows=args.bad_rows, enrich=args.enrich)
+    config = GenerateConfig(
+        rows=args.rows, seed=args.seed, bad_rows=args.bad_rows, enrich=args.enrich, known=args.known
+    )
     lake = lake_from_args(args)
     total = config.rows + config.bad_rows
 
@@ -49,4 +57,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"held-out rows: {summary.heldout_rows:,}")
     print(f"backlog: {summary.backlog_uri} (version {summary.backlog_version})")
     print(f"ground_truth: {summary.ground_truth_uri}")
+    for bank, path in summary.known_banks.items():
+        print(f"known bank {bank}: {path} (import with: batchjobs hashes import --lake LAKE --bank {bank} {path})")
     return 0

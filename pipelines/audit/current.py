@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
-from pipelines.current import ORDER, RANK, source_rank
+from pipelines.current import ORDER, RANK, rank_expr
 from pipelines.errors import BadInputError
 from pipelines.schema import DECISION_KEY
 
@@ -77,7 +77,7 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFr
         rows = rows.with_row_index("__row")
         multi = (
             rows.filter(many)
-            .with_columns(source_rank().alias(RANK))
+            .with_columns(rank_expr().alias(RANK))
             .select(*KEY, *_ORDER, "action", "__i", "__row")
             .sort(*_ORDER)
             .group_by(*KEY)

@@ -73,6 +73,29 @@ def test_decision_of_record_stays_current_over_later_model_decisions() -> None:
     assert plain(lf).collect().select("action", "source").rows() == [("none", "human_review")]
 
 
+def test_a_lifted_hash_match_lets_the_model_decision_stand() -> None:
+    lf = _decisions(
+        [
+            ("a", "DE", "hate", "label", 0.7, 0, "1"),  # the model
+            ("a", "DE", "hate", "remove", 0.7, 5, "hash:known@1"),  # a bank match wins over it
+            ("b", "DE", "hate", "label", 0.7, 0, "1"),
+            ("b", "DE", "hate", "remove", 0.7, 5, "hash:known@1"),
+            ("b", "DE", "hate", "none", 0.7, 9, "hash:known@2"),  # ... until its entry is retracted
+        ]
+    ).with_columns(
+        pl.when(pl.col("model_version").str.starts_with("hash:"))
+        .then(pl.lit("hash_match"))
+        .otherwise(pl.lit("model"))
+        .alias("source")
+    )
+    from pipelines.current import current_decisions as plain
+
+    want = [("a", "remove", "hash_match"), ("b", "label", "model")]
+    got = current_decisions(lf, before=T0 + timedelta(minutes=30)).sort("content_id")
+    assert got.select("content_id", "action", "source").rows() == want
+    assert plain(lf).collect().sort("content_id").select("content_id", "action", "source").rows() == want
+
+
 def test_draw_is_stratified_deterministic_and_oversamples_high_scores() -> None:
     n = 2000
     units = pl.DataFrame(
