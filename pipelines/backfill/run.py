@@ -53,6 +53,7 @@ class BackfillSummary:
     edits: int = 0
     plan_lines: tuple[str, ...] = field(default=())
     hashed: int = 0  # images and keyframes hashed into media_hashes
+    hash_matches: int = 0  # decision rows from matching the new media against the pack's banks
     files_read: int = 0  # backlog data files the run's units read
     bytes_read: int = 0  # their size (whole files; a unit reads only its row groups)
 
@@ -66,7 +67,7 @@ class BackfillSummary:
             f"scored {self.scored}, dead-lettered {self.dead_lettered}, "
             f"skipped {self.skipped_done} already done and {self.skipped_dead} dead letters, "
             f"re-decided {self.redecided}, {self.edits} edits re-scored, {self.unchanged} rewritten unchanged, "
-            f"{self.hashed} images and keyframes hashed; "
+            f"{self.hashed} images and keyframes hashed, {self.hash_matches} hash-match decisions; "
             f"{self.rows_per_s:.1f} rows/s on {self.device} (model {self.model}, policy {self.policy_version})"
         )
 
@@ -146,7 +147,7 @@ def _table_versions(lake: Lake) -> dict[str, int | None]:
     from deltalake import DeltaTable
 
     out: dict[str, int | None] = {}
-    for table in ("scores", "decisions", "dead_letters"):
+    for table in ("scores", "decisions", "dead_letters", "media_hashes"):
         uri = lake.path(table)
         out[table] = DeltaTable(uri).version() if table_exists(uri) else -1
     return out
@@ -211,6 +212,28 @@ def _map_units(
         # this pass instead; the driver then redoes the units without a completion commit.
         max_restarts=0,
     )
+
+
+def _match_new_media(config: BackfillConfig, pack: Pack, media_before: int | None, run_id: str) -> int:
+    """Match the media this run hashed against every bank the pack binds (decisions, source hash_match).
+
+    Banks with no entries are skipped. Only ``media_hashes`` files added by this run are read.
+    """
+    from pipelines.hashes.banks import list_version, read_banks
+    from pipelines.hashes.rematch import RematchConfig, rematch_bank
+
+    written = 0
+    for bank in pack.banks:
+        if list_version(read_banks(config.lake, bank)) == 0:
+            continue
+        result = rematch_bank(
+            RematchConfig(
+                lake=config.lake, bank=bank, policy=config.policy, run_id=run_id, media_after=media_before or -1
+            )
+        )
+        written += sum(b.decisions for b in result.bindings)
+        print(f"backfill: {result.line()}", file=sys.stderr)
+    return written
 
 
 def _hash_mode(plan: Plan, unit: int) -> int:
@@ -337,6 +360,7 @@ def run_backfill(
                     f"{REDO_PASSES + 1} passes (last failure: {failure or 'none reported'}); "
                     "run the same command again (committed units are kept)"
                 )
+        matched = _match_new_media(config, pack, versions.get("media_hashes"), run.run_id) if totals["hashed"] else 0
         if config.since is None and config.until is None and config.limit is None:
             record_finished(
                 lake,
@@ -369,6 +393,7 @@ def run_backfill(
             unchanged=totals["unchanged"],
             edits=totals["edits"],
             hashed=totals["hashed"],
+            hash_matches=matched,
             plan_lines=tuple(plan.lines()),
             files_read=len(read_files := {s.file.path: s.file.size for u in units for s in plan.units.slices(u)}),
             bytes_read=sum(read_files.values()),

@@ -94,6 +94,9 @@ class RematchConfig:
     after_version: int | None = None
     """Match only entries added after this list version (None: after what is already matched)."""
     run_id: str | None = None
+    media_after: int | None = None
+    """Match only the media hashed after this ``media_hashes`` version, against every live entry:
+    what a backfill does for the media it just hashed (one commit, no report)."""
 
     def __post_init__(self) -> None:
         check_bank_id(self.bank)
@@ -404,15 +407,23 @@ def rematch_bank(config: RematchConfig) -> RematchResult:
     run_id = config.run_id or f"hashes-{uuid.uuid4().hex[:12]}"
     record_pack(lake, pack, run_id=run_id)
     media_version, files = _media(lake)
+    if config.media_after is not None:
+        from pipelines.deltalog import added_files
+
+        root = lake.path("media_hashes").rstrip("/")
+        added = added_files(root, config.media_after, media_version)
+        if added is not None:  # None: that log is gone; match every stored hash (same result, more work)
+            files = sorted(f"{root}/{a.path}" for a in added)
     bank_version = model_version(bank, version)
     result = RematchResult(bank, version, pack.policy_version, run_id, media_version, 0)
     newly: list[pl.DataFrame] = []
     for policy, binding in bindings:
-        done = (
-            config.after_version
-            if config.after_version is not None
-            else _done_version(lake, bank, policy, binding, version)
-        )
+        if config.media_after is not None:
+            done = None  # new media: every live entry
+        elif config.after_version is not None:
+            done = config.after_version
+        else:
+            done = _done_version(lake, bank, policy, binding, version)
         entries = live_entries(bank_rows, at=version, after=done)
         run = BindingRun(policy.id, binding.threshold, done, entries.height)
         result.bindings.append(run)
@@ -449,7 +460,14 @@ def rematch_bank(config: RematchConfig) -> RematchResult:
             "table": "decisions",
         }
         app = f"hash_match/{bank}/{policy.id}/t{binding.threshold}/v{version}"
-        run.decisions = _commit_buckets(lake, rows, app, metadata)
+        if config.media_after is not None:
+            # New media of one backfill: one commit named by the media versions it covers.
+            stamped = rows.with_columns(pl.lit(datetime.now(UTC)).dt.cast_time_unit("us").alias("decided_at"))
+            app_id = f"{app}/media{config.media_after}-{media_version}"
+            if rows.height and commit_once(lake, "decisions", stamped.to_arrow(), app_id=app_id, metadata=metadata):
+                run.decisions = rows.height
+        else:
+            run.decisions = _commit_buckets(lake, rows, app, metadata)
         if run.decisions:
             newly.append(
                 rows.group_by("market", "policy_id", "action").agg(pl.col("content_id").n_unique().alias("items"))
@@ -463,7 +481,8 @@ def rematch_bank(config: RematchConfig) -> RematchResult:
         else pl.DataFrame(schema={"market": pl.String, "policy_id": pl.String, "action": pl.String, "items": pl.UInt32})
     )
     result.seconds = time.perf_counter() - t0
-    result.report = _write_report(lake, result)
+    if config.media_after is None:
+        result.report = _write_report(lake, result)
     return result
 
 

@@ -199,3 +199,33 @@ def test_media_is_hashed_once_whatever_model_scores_it(tmp_path: Path, ray_clust
     out = _backfill(lake, ray_cluster)
     assert "(model tiny/2" in out and "0 images and keyframes hashed" in out, out
     assert read(lake, "media_hashes").height == want
+
+
+def test_a_backfill_matches_its_new_media_against_the_banks(tmp_path: Path, ray_cluster: str) -> None:
+    from pipelines.generate import GenerateConfig, generate_backlog
+    from pipelines.lake import open_lake
+    from pipelines.model import TinyModel, register_model
+
+    lake = open_lake(str(tmp_path / "lake"))
+    summary = generate_backlog(lake, GenerateConfig(rows=60, seed=4, known=4))
+    register_model(TinyModel(), lake=lake, name="tiny", promote=True)
+    for bank, path in summary.known_banks.items():
+        run_ok("hashes", "import", "--lake", lake.root, "--bank", bank, path)
+    out = _backfill(lake, ray_cluster)
+    matches = read(lake, "decisions").filter(pl.col("source") == "hash_match")
+    assert f"{matches.height} hash-match decisions" in out and matches.height > 0, out
+    truth = pl.read_delta(lake.path("ground_truth"))
+    copies = truth.filter(pl.col("family").str.contains("_copy/(reencode|resize)"))["content_id"].unique()
+    lookalikes = truth.filter(pl.col("family") == "benign/known_lookalike")["content_id"].unique()
+    matched = set(matches["content_id"].to_list())
+    found = len(set(copies.to_list()) & matched)
+    assert found >= 0.9 * copies.len() > 0  # re-encoded and resized copies (one 50% resize can land at 32 bits)
+    assert not matched & set(lookalikes.to_list())  # look-alikes: none
+    assert set(matches["policy_id"].unique().to_list()) <= {"child_safety", "terrorist_content"}
+    assert matches["model_version"].str.starts_with("hash:known_").all()
+    # The next run has no new media and adds no match.
+    again = _backfill(lake, ray_cluster)
+    assert (
+        "0 hash-match decisions" in again
+        and read(lake, "decisions").filter(pl.col("source") == "hash_match").height == matches.height
+    )
