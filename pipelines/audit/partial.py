@@ -110,7 +110,8 @@ def fold(partials: Iterable[Partial]) -> Partial:
 def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
     frame = pl.concat(frames, how="vertical_relaxed")
     keys = [c for c in frame.columns if c != "n"]
-    return frame.group_by(keys).agg(pl.col("n").sum()).sort(keys, nulls_last=True)
+    # Same column order as a bucket's cells: folded and fresh cells are concatenated by position.
+    return frame.group_by(keys).agg(pl.col("n").sum()).select(frame.columns).sort(keys, nulls_last=True)
 
 
 def _q_row(s: Summary, h: Summary) -> dict[str, float | None]:

@@ -84,3 +84,29 @@ def test_pinning_by_binary_search_equals_the_history_walk(tmp_path: object) -> N
         assert got[0] == (want[0] if want else None), at
     assert version_as_of(uri, T0) == (None, None)
     assert version_as_of(uri, stamps[-1])[0] == 8
+
+
+def test_folding_many_bucket_partials_equals_one_bucket() -> None:
+    """More partials than the driver keeps unmerged (16): counts, quantiles and items are unchanged."""
+    from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, fold
+
+    rows = _decisions(n_items=1500)
+    args = BucketArgs(
+        before=T0 + timedelta(days=10),
+        start=None,
+        dims=("policy_id",),
+        groups=("EU", "GLOBAL"),
+        unit_ids=pl.Series("__i", [], dtype=pl.UInt64),
+        letter_ids=pl.Series("content_id", [], dtype=pl.String),
+    )
+    schema = rows.schema
+
+    def agg(buckets: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        parts = [audit_bucket(rows.filter(bucket_expr(buckets) == b), args) for b in range(buckets)]
+        a = aggregates(fold(parts), dims=["policy_id"], groups=["EU", "GLOBAL"], schema=schema)
+        keys = [c for c in a.cells.columns if c != "n"]
+        return a.cells.sort(keys), a.market_q.sort("region", "policy_id"), a.group_q.sort("region", "policy_id")
+
+    one, many = agg(1), agg(23)
+    for a, b in zip(one, many, strict=True):
+        assert a.equals(b)
