@@ -31,12 +31,12 @@ import pyarrow as pa
 from pipelines.backfill.files import WorkFile
 from pipelines.backfill.read import META, Slice, read_slice
 from pipelines.backfill.units import Units
+from pipelines.buckets import bucket_expr
 from pipelines.lake import Lake, table_exists
 from pipelines.markets import ALL_MARKETS
 from pipelines.schema import SHORT_CONTENT_TYPES
 
 WORK = ("score", "dead", "known", "redecide")
-HASH_SEED = 0x5EED
 EXCEPTION_SCHEMA = {
     "unit": pl.Int64,
     "source_file": pl.String,
@@ -70,11 +70,6 @@ class ScanSpec:
     n_buckets: int
 
 
-def bucket_expr(n_buckets: int) -> pl.Expr:
-    """The bucket of each row's content_id (null ids share one bucket)."""
-    return (pl.col("content_id").hash(seed=HASH_SEED) % n_buckets).cast(pl.Int64)
-
-
 def split_files(spec: ScanSpec, lo: int, hi: int) -> list[pl.DataFrame]:
     """Map step: metadata rows of files ``[lo, hi)`` with their positions, split by bucket.
 
@@ -95,19 +90,6 @@ def split_files(spec: ScanSpec, lo: int, hi: int) -> list[pl.DataFrame]:
             for (bucket,), part in frame.partition_by("__bucket", as_dict=True).items():
                 parts[int(bucket)].append(part.drop("__bucket"))  # type: ignore[call-overload]
     return [pl.concat(p, how="vertical_relaxed") if p else pl.DataFrame() for p in parts]
-
-
-def file_groups(spec: ScanSpec, rows_per_group: int) -> list[tuple[int, int]]:
-    """Consecutive file ranges of about ``rows_per_group`` rows: the map tasks' inputs."""
-    groups, lo, acc = [], 0, 0
-    for i, f in enumerate(spec.files):
-        acc += f.rows
-        if acc >= rows_per_group:
-            groups.append((lo, i + 1))
-            lo, acc = i + 1, 0
-    if lo < len(spec.files):
-        groups.append((lo, len(spec.files)))
-    return groups
 
 
 def _problem() -> pl.Expr:

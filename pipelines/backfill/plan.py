@@ -30,7 +30,6 @@ import pyarrow as pa
 from pipelines.backfill.classify import (
     EXCEPTION_SCHEMA,
     ScanSpec,
-    file_groups,
     finish,
     order_key_columns,
     scan_bucket,
@@ -40,6 +39,7 @@ from pipelines.backfill.config import BackfillConfig
 from pipelines.backfill.files import LogGoneError, WorkFile, changed_files, snapshot_files, table_schema
 from pipelines.backfill.progress import watermark
 from pipelines.backfill.units import Units
+from pipelines.buckets import file_groups
 from pipelines.errors import BadInputError
 from pipelines.lake import table_exists
 from pipelines.scoring.keys import job_key
@@ -164,7 +164,9 @@ def _plan_on_ray(plan: Plan, n_buckets: int, limit: int | None) -> None:
     split = ray.remote(num_cpus=0, num_returns=n_buckets, max_retries=3)(split_files)
     scan = ray.remote(num_cpus=0, num_returns=2, max_retries=3)(scan_bucket)
     done = ray.remote(num_cpus=0, max_retries=3)(finish)
-    maps: list[Any] = [split.remote(spec, lo, hi) for lo, hi in file_groups(plan.spec, BUCKET_ROWS)]
+    maps: list[Any] = [
+        split.remote(spec, lo, hi) for lo, hi in file_groups([f.rows for f in plan.spec.files], BUCKET_ROWS)
+    ]
     if n_buckets == 1:  # num_returns=1 gives one ref (to the list of one frame), not a list of refs
         maps = [[m] for m in maps]
     pairs: list[Any] = [scan.remote(spec, b, limit, *[m[b] for m in maps]) for b in range(n_buckets)]

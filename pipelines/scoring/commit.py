@@ -157,16 +157,19 @@ class ChunkWriter:
             self.lake, "media_hashes", out.to_arrow(), app_id=app_id, metadata=lin.metadata("media_hashes", chunk)
         )
 
-    def scores(self, long: pl.DataFrame, chunk: int | str) -> None:
+    def _stamped(self, frame: pl.DataFrame, at: str) -> pl.DataFrame:
+        """``frame`` with the model lineage columns and the commit time in column ``at``."""
         lin = self.lineage
-        out = long.with_columns(
+        return frame.with_columns(
             pl.lit(lin.run_id).alias("run_id"),
             pl.lit(lin.model_name).alias("model_name"),
             pl.lit(lin.model_version).alias("model_version"),
             pl.lit(lin.source_version, pl.Int64).alias("source_version"),
-            pl.lit(_now()).dt.cast_time_unit("us").alias("scored_at"),
+            pl.lit(_now()).dt.cast_time_unit("us").alias(at),
         )
-        self._commit("scores", out, chunk)
+
+    def scores(self, long: pl.DataFrame, chunk: int | str) -> None:
+        self._commit("scores", self._stamped(long, "scored_at"), chunk)
 
     def decisions(self, long: pl.DataFrame, chunk: int | str, kind: str = "") -> int:
         """Decide ``long`` scores with the pack and commit; returns decision rows written.
@@ -181,14 +184,7 @@ class ChunkWriter:
             meta = lin.metadata("decisions", chunk)
             commit_once(self.lake, "decisions", DECISIONS.empty_table(), app_id=app_id, metadata=meta)
             return 0
-        decided = decide_scores(long, self.pack)
-        out = decided.with_columns(
-            pl.lit(lin.run_id).alias("run_id"),
-            pl.lit(lin.model_name).alias("model_name"),
-            pl.lit(lin.model_version).alias("model_version"),
-            pl.lit(lin.source_version, pl.Int64).alias("source_version"),
-            # decided_at is the commit time of the decision (DESIGN "The lake").
-            pl.lit(_now()).dt.cast_time_unit("us").alias("decided_at"),
-        )
+        # decided_at is the commit time of the decision (DESIGN "The lake").
+        out = self._stamped(decide_scores(long, self.pack), "decided_at")
         self._commit("decisions", out, chunk, kind)
         return out.height

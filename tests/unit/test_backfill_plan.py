@@ -47,7 +47,7 @@ def test_metadata_problems_and_duplicates_are_exceptions_and_no_row_is_lost(lake
     assert plan.units.rows == 422
     # Every row of the segment is exactly one of: scored, dead-lettered, skipped, outside.
     assert plan.count("score") + plan.count("dead") == 422
-    assert sum(work for work, _ in plan.unit_work.values()) == 422
+    assert sum(work for work, _, _ in plan.unit_work.values()) == 422
 
 
 def test_units_partition_the_rows_and_the_job_key_is_stable(lake: Lake) -> None:
