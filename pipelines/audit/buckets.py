@@ -210,8 +210,13 @@ def _on_ray(
         for b in range(n)
     ]
     del per_table
-    for ref in reduces:
-        yield ray.get(ref)
+    for i in range(len(reduces)):
+        # Drop each result's reference once fetched: the object store frees it, and the pages of
+        # it the driver mapped stop counting in the driver's memory.
+        ref, reduces[i] = reduces[i], None
+        part = ray.get(ref)
+        del ref
+        yield part
 
 
 def concat(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
