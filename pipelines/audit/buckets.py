@@ -29,9 +29,9 @@ from typing import Any
 
 import polars as pl
 
+from pipelines import buckets as shared
 from pipelines.errors import BadInputError
 
-HASH_SEED = 0xA0D1
 BUCKET_ROWS = 2_000_000
 """Rows per reduce task on average: bounds a task's memory (about 200 B a row of audit columns)."""
 GROUP_ROWS = 2_000_000
@@ -82,19 +82,11 @@ def n_buckets_for(rows: int, *, bucket_rows: int = BUCKET_ROWS) -> int:
 
 def file_groups(pinned: PinnedFiles, rows_per_group: int = GROUP_ROWS) -> list[tuple[int, int]]:
     """Consecutive file ranges of about ``rows_per_group`` rows: the map tasks' inputs."""
-    groups, lo, acc = [], 0, 0
-    for i, n in enumerate(pinned.rows):
-        acc += n
-        if acc >= rows_per_group:
-            groups.append((lo, i + 1))
-            lo, acc = i + 1, 0
-    if lo < len(pinned.files):
-        groups.append((lo, len(pinned.files)))
-    return groups
+    return shared.file_groups(pinned.rows, rows_per_group)
 
 
-def bucket_expr(n_buckets: int) -> pl.Expr:
-    return (pl.col("content_id").hash(seed=HASH_SEED) % n_buckets).cast(pl.Int64)
+bucket_expr = shared.bucket_expr
+"""The bucket of each row's content_id: the one definition in :mod:`pipelines.buckets`."""
 
 
 @dataclass(frozen=True)
