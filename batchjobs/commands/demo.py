@@ -67,7 +67,9 @@ def _train(lake: Lake, args: argparse.Namespace) -> str:
         return str(args.model)
     from pipelines.model.train import TrainConfig, train_starter
 
-    t0 = _step("train the starter model (frozen multilingual e5 + USE text towers and EfficientNet-Lite0, fusion + heads)")
+    t0 = _step(
+        "train the starter model (frozen multilingual e5 + USE text towers and EfficientNet-Lite0, fusion + heads)"
+    )
     s = train_starter(lake, TrainConfig(epochs=args.epochs), progress=lambda m: print(f"   {m}", flush=True))
     aucs = {h: round(s.metrics[f"auc_{h}"], 3) for h in DEFAULT_HEADS if f"auc_{h}" in s.metrics}
     print(f"   registered {s.model_name} version {s.version} (champion); held-out ROC AUC: {aucs}")
