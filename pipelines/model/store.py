@@ -273,8 +273,9 @@ def _resolve_registry(uri: str, lake: Lake) -> tuple[str, str, str]:
     """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (name, version, artifact source)."""
     from mlflow.exceptions import MlflowException
 
-    db = Path(lake.mlflow_uri.removeprefix("sqlite:///"))
-    if not db.is_file():
+    # A sqlite store that does not exist yet has no models; a server (http://...) is asked below.
+    sqlite = lake.mlflow_uri.startswith("sqlite:///")
+    if sqlite and not Path(lake.mlflow_uri.removeprefix("sqlite:///")).is_file():
         raise ModelNotFoundError(
             f"{uri}: no model registry in lake {lake.root} (train one: batchjobs train --lake ...)"
         )
