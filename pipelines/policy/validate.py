@@ -265,19 +265,9 @@ class _Checker:
                     f"must be a whole number of bits in [0, 256] (PDQ distance; default {DEFAULT_BANK_THRESHOLD}), "
                     f"got {_kind(threshold)}",
                 )
-            visibility = b.get("visibility")
-            if action == "review":
-                if visibility is not None:
-                    self.add(f"{where}.visibility", "review is not restrictive and takes no decision_visibility")
-            elif visibility is None:
-                visibility = DEFAULT_VISIBILITY[action]
-            elif visibility not in dsa.DECISION_VISIBILITIES:
-                hint = _hint(str(visibility), dsa.DECISION_VISIBILITIES, "DECISION_VISIBILITY_")
-                self.add(f"{where}.visibility", f"unknown decision_visibility {visibility!r}{hint}")
+            visibility = self.visibility(where, action, b.get("visibility"))
             auto = b.get("fully_automated")
-            if not isinstance(auto, bool):
-                what = "is missing" if auto is None else f"must be true or false, got {_kind(auto)}"
-                self.add(f"{where}.fully_automated", f"{what} (true: applied without a human; false: waits for review)")
+            self.automated(where, auto)
             allow = b.get("allow", [])
             allowed: list[str] = []
             if not isinstance(allow, list):
@@ -372,22 +362,32 @@ class _Checker:
                 )
                 continue
             last = rank
-            visibility = t.get("visibility")
-            if action == "review":
-                if visibility is not None:
-                    self.add(f"{where}.visibility", "review is not restrictive and takes no decision_visibility")
-            elif visibility is None:
-                visibility = DEFAULT_VISIBILITY[action]
-            elif visibility not in dsa.DECISION_VISIBILITIES:
-                hint = _hint(str(visibility), dsa.DECISION_VISIBILITIES, "DECISION_VISIBILITY_")
-                self.add(f"{where}.visibility", f"unknown decision_visibility {visibility!r}{hint}")
+            visibility = self.visibility(where, action, t.get("visibility"))
             auto = t.get("fully_automated")
-            if not isinstance(auto, bool):
-                what = "is missing" if auto is None else f"must be true or false, got {_kind(auto)}"
-                self.add(f"{where}.fully_automated", f"{what} (true: applied without a human; false: waits for review)")
+            if not self.automated(where, auto):
                 continue
-            out.append(Tier(action=action, visibility=visibility, fully_automated=auto))
+            out.append(Tier(action=action, visibility=visibility, fully_automated=bool(auto)))
         return tuple(out) if len(self.problems) == before else None
+
+    def visibility(self, where: str, action: str, visibility: Any) -> Any:
+        """The decision_visibility of a restrictive ``action`` (its default when absent); problems recorded."""
+        if action == "review":
+            if visibility is not None:
+                self.add(f"{where}.visibility", "review is not restrictive and takes no decision_visibility")
+        elif visibility is None:
+            visibility = DEFAULT_VISIBILITY[action]
+        elif visibility not in dsa.DECISION_VISIBILITIES:
+            hint = _hint(str(visibility), dsa.DECISION_VISIBILITIES, "DECISION_VISIBILITY_")
+            self.add(f"{where}.visibility", f"unknown decision_visibility {visibility!r}{hint}")
+        return visibility
+
+    def automated(self, where: str, auto: Any) -> bool:
+        """Whether ``fully_automated`` is a boolean; a problem is recorded when it is not."""
+        if isinstance(auto, bool):
+            return True
+        what = "is missing" if auto is None else f"must be true or false, got {_kind(auto)}"
+        self.add(f"{where}.fully_automated", f"{what} (true: applied without a human; false: waits for review)")
+        return False
 
     def thresholds(
         self, value: Any, path: str, tiers: tuple[Tier, ...] | None
