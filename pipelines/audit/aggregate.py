@@ -30,6 +30,7 @@ import polars as pl
 
 from pipelines import markets as mk
 from pipelines.audit.current import with_strata
+from pipelines.audit.quantiles import exact_quantiles
 from pipelines.schema import ACTIONS
 
 SCORE_QUANTILES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
@@ -74,24 +75,11 @@ def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
     return with_strata(cells).drop("region", "__band")
 
 
-def _quantiles(ordered: np.ndarray, qs: Sequence[float]) -> list[float | None]:
-    """Linear-interpolation quantiles (like polars ``quantile(q, "linear")``) of a sorted array."""
-    n = ordered.size
-    if n == 0:
-        return [None] * len(qs)
-    out: list[float | None] = []
-    for q in qs:
-        p = q * (n - 1)
-        lo, hi = int(np.floor(p)), int(np.ceil(p))
-        out.append(float(ordered[lo] + (ordered[hi] - ordered[lo]) * (p - lo)))
-    return out
-
-
 def _q_row(scores: np.ndarray, hours: np.ndarray) -> dict[str, float | None]:
     row: dict[str, float | None] = {}
-    for name, v in zip(HOUR_QUANTILES, _quantiles(hours, list(HOUR_QUANTILES.values())), strict=True):
+    for name, v in zip(HOUR_QUANTILES, exact_quantiles(hours, list(HOUR_QUANTILES.values())), strict=True):
         row[name] = v
-    for q, v in zip(SCORE_QUANTILES, _quantiles(scores, SCORE_QUANTILES), strict=True):
+    for q, v in zip(SCORE_QUANTILES, exact_quantiles(scores, SCORE_QUANTILES), strict=True):
         row[f"score_p{round(q * 100)}"] = v
     return row
 
