@@ -356,12 +356,27 @@ def _decision_rows(
         pl.lit(policy.id).alias("policy_id"),
         pl.lit(pack.policy_version).alias("policy_version"),
         pl.lit(binding.action).alias("action"),
+        *_hash_decision_columns(
+            automated="FULLY" if binding.fully_automated else "PARTIALLY",
+            run_id=run_id,
+            model_name=pl.format("pdq:{}:{}", ext, pl.col("distance")),
+            bank_version=bank_version,
+            media_version=media_version,
+        ),
+    )
+
+
+def _hash_decision_columns(
+    *, automated: str, run_id: str, model_name: pl.Expr, bank_version: str, media_version: int
+) -> list[pl.Expr | str]:
+    """The columns every hash-match decision row shares after its key and action (DECISIONS order)."""
+    return [
         pl.lit(None, pl.Float32).alias("score"),
         pl.lit(None, pl.Float32).alias("threshold"),
-        pl.lit("FULLY" if binding.fully_automated else "PARTIALLY").alias("automated"),
+        pl.lit(automated).alias("automated"),
         pl.lit(SOURCE).alias("source"),
         pl.lit(run_id).alias("run_id"),
-        pl.format("pdq:{}:{}", ext, pl.col("distance")).alias("model_name"),
+        model_name.alias("model_name"),
         pl.lit(bank_version).alias("model_version"),
         pl.lit(media_version, pl.Int64).alias("source_version"),
         "created_at",
@@ -370,7 +385,7 @@ def _decision_rows(
         "content_type",
         "content_sha256",
         bucket_of(pl.col("content_id")).alias("chunk_id"),
-    )
+    ]
 
 
 def _commit_buckets(lake: Lake, rows: pl.DataFrame, app_id: str, metadata: dict[str, str]) -> int:
@@ -572,20 +587,13 @@ def lift_retracted(lake: Lake, bank: str, *, policy: str | None = None, run_id: 
         "policy_id",
         "policy_version",
         pl.lit("none").alias("action"),
-        pl.lit(None, pl.Float32).alias("score"),
-        pl.lit(None, pl.Float32).alias("threshold"),
-        pl.lit("FULLY").alias("automated"),
-        pl.lit(SOURCE).alias("source"),
-        pl.lit(run_id).alias("run_id"),
-        pl.lit(RETRACTED).alias("model_name"),
-        pl.lit(model_version(bank, version)).alias("model_version"),
-        pl.lit(media_version, pl.Int64).alias("source_version"),
-        "created_at",
-        "region",
-        "language",
-        "content_type",
-        "content_sha256",
-        bucket_of(pl.col("content_id")).alias("chunk_id"),
+        *_hash_decision_columns(
+            automated="FULLY",
+            run_id=run_id,
+            model_name=pl.lit(RETRACTED),
+            bank_version=model_version(bank, version),
+            media_version=media_version,
+        ),
     )
     metadata = {"job": "hashes-retract", "run_id": run_id, "model_version": model_version(bank, version)}
     return _commit_buckets(lake, rows, f"hash_lift/{bank}/v{version}", metadata)
