@@ -174,7 +174,6 @@ def classify(spec: ScanSpec, rows: pl.DataFrame) -> pl.DataFrame:
     if rows.height == 0:
         return rows
     lake = Lake(spec.lake_root)
-    paths = pl.Series("source_file_of", [f.path for f in spec.files])
     rows = rows.with_columns(_problem().alias("__problem")).sort(
         "source_version", "created_at", "file_index", "source_row", nulls_last=True
     )
@@ -256,7 +255,6 @@ def classify(spec: ScanSpec, rows: pl.DataFrame) -> pl.DataFrame:
     # Media is hashed once, whatever model scores it: units whose rows are all hashed skip it.
     hashed = _hashed_ids(lake, rows.filter(pl.col("status") == "score")["content_id"].unique())
     rows = rows.with_columns(pl.col("content_id").is_in(hashed.implode()).fill_null(False).alias("hashed"))
-    del paths
     return rows
 
 

@@ -18,11 +18,10 @@ import pyarrow.compute as pc
 
 from pipelines.backfill.files import WorkFile
 from pipelines.deltalog import filesystem
-from pipelines.schema import BACKLOG, TS
+from pipelines.schema import BACKLOG
 
 META = ("content_id", "created_at", "region", "markets", "language", "content_type")
 MEDIA = ("text", "image", "frames")
-POSITION = ("source_file", "source_row", "source_version")
 
 
 @dataclass(frozen=True)
@@ -104,6 +103,3 @@ def read_table(table_uri: str, pieces: Sequence[Slice], columns: Sequence[str], 
         pa.field("source_version", pa.int64()),
     ]
     return pa.schema(fields).empty_table()
-
-
-__all__ = ["MEDIA", "META", "POSITION", "TS", "Slice", "read_slice", "read_table"]

@@ -42,8 +42,7 @@ class BackfillSummary:
     selected: int
     scored: int
     dead_lettered: int
-    skipped_done: int
-    skipped_dead: int
+    skipped_done: int  # rows already done or dead-lettered by an earlier run
     redecided: int
     decisions: int
     seconds: float
@@ -65,7 +64,7 @@ class BackfillSummary:
         return (
             f"backfill {self.run_id}: read {self.selected} rows of backlog v{self.source_version} in {self.units} units, "
             f"scored {self.scored}, dead-lettered {self.dead_lettered}, "
-            f"skipped {self.skipped_done} already done and {self.skipped_dead} dead letters, "
+            f"skipped {self.skipped_done} already done or dead-lettered before, "
             f"re-decided {self.redecided}, {self.edits} edits re-scored, {self.unchanged} rewritten unchanged, "
             f"{self.hashed} images and keyframes hashed, {self.hash_matches} hash-match decisions; "
             f"{self.rows_per_s:.1f} rows/s on {self.device} (model {self.model}, policy {self.policy_version})"
@@ -282,7 +281,6 @@ def _dry_run(config: BackfillConfig, model: ModelRef, pack: Pack, ray_address: s
         scored=plan.count("score"),
         dead_lettered=plan.count("dead"),
         skipped_done=plan.count("skip"),
-        skipped_dead=0,
         redecided=plan.count("redecide"),
         decisions=0,
         seconds=time.monotonic() - started,
@@ -384,7 +382,6 @@ def run_backfill(
             scored=totals["scored"],
             dead_lettered=totals["dead"],
             skipped_done=plan.count("skip"),
-            skipped_dead=0,
             redecided=totals["redecided"],
             decisions=totals["decisions"],
             seconds=time.monotonic() - started,
