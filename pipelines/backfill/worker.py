@@ -79,6 +79,13 @@ def decode_exceptions(data: bytes) -> pl.DataFrame:
     return frame
 
 
+def _needs_media(exceptions: pl.DataFrame, slices: list[Any]) -> bool:
+    """Whether a unit has rows to score (rows without an exception) or edits to check."""
+    rows = sum(piece.stop - piece.start for piece in slices)
+    # "score" among the exceptions: a row retried after an earlier dead letter (--retry-dead-letters).
+    return exceptions.height < rows or bool(exceptions["status"].is_in(["known", "score"]).any())
+
+
 class UnitRunner:
     """Scores and commits units in this process (the body of :class:`UnitScorer`)."""
 
@@ -99,7 +106,11 @@ class UnitRunner:
         """
         started = time.monotonic()
         spec = self.job.spec
-        table = read_table(spec.table_uri, self.units.slices(unit), (*META, *MEDIA), spec.schema)
+        # Media is read only when a row will be scored or its content hash compared (an edit):
+        # a unit of re-decisions, duplicates and done rows needs the metadata alone.
+        media = _needs_media(exceptions, self.units.slices(unit))
+        columns = (*META, *MEDIA) if media else META
+        table = read_table(spec.table_uri, self.units.slices(unit), columns, spec.schema)
         rows = pl.from_arrow(table)
         assert isinstance(rows, pl.DataFrame)
         total = rows.height
