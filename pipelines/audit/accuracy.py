@@ -4,6 +4,13 @@ A domain is one report row (a market or a group × policy × breakdowns) or one 
 policy over all markets. Its population cells come from the aggregated decision counts; its
 sample cells from the labelled units whose items have a current decision in the domain
 (one unit per item and cell: an item shown in several markets of a group is one review).
+
+Matches of known material (``source = hash_match``) have no model score: they sit in the band
+:data:`~pipelines.audit.strata.HASH_BAND`, a coarse cell of their own. A domain whose decisions
+are all matches (a policy decided by banks alone, such as ``terrorist_content``) gets precision
+and accuracy, but no recall: a bank decides only the items it matches, so material missing
+from the list has no decision and no sample of decisions can see it (the estimator would
+report 1 by construction).
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import polars as pl
 
-from pipelines.audit.estimators import Cells, Estimate, estimate, rng_for
+from pipelines.audit.estimators import NONE, Cells, Estimate, estimate, rng_for
+from pipelines.audit.strata import HASH_BAND
 
 CELL: tuple[str, ...] = ("region_group", "score_band", "changed", "flagged")
 COARSE: tuple[str, ...] = ("score_band", "flagged")
@@ -85,6 +93,8 @@ def estimate_domains(
     bounds = coarse.group_by(keys, maintain_order=True).agg(pl.len().alias("__len"))
     arrays = {c: coarse[c].to_numpy() for c in ("m", "n", "x", "q", "n_eff")}
     flagged = coarse["flagged"].to_numpy().astype(bool)
+    matched = (coarse["score_band"] == HASH_BAND).to_numpy()
+    populated = coarse["m"].to_numpy() > 0
     kcols = {c: coarse[c].fill_null(0.0).to_numpy() for c in ("a1", "a2", "f1", "f2", "p1", "p2")}
 
     def k(a: str, i: int) -> float | None:
@@ -102,6 +112,8 @@ def estimate_domains(
             kish_flagged=k("f", start), kish_positive=k("p", start), kish_all=k("a", start),
         )  # fmt: skip
         result = estimate(cells, draws=draws, rng=rng_for(seed, "|".join(str(v) for v in key)))
+        if np.all(matched[sl] | ~populated[sl]):
+            result["recall"] = NONE  # decided by banks alone: what the lists miss is never decided
         row: dict[str, object] = dict(zip(keys, key, strict=True))
         for metric in METRICS:
             row.update(_columns(metric, result[metric]))

@@ -60,7 +60,7 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFr
     hashes, so most keys, which have a single row, pass straight through and only repeated
     ones are sorted and reduced. Adds ``changed`` (bool): the item's decision under this
     policy took more than one action over its history in any market (a sweep or a new model
-    changed it), ``__band`` (the score band's code, :func:`pipelines.audit.strata.band_code`),
+    changed it), ``__band`` (the band code, hash matches apart, :func:`pipelines.audit.strata.band_code`),
     and the hashes ``__c`` (item) and ``__i`` (item × policy) that counts and joins use
     instead of strings. Stratum labels (:func:`with_strata`) are added to small frames only:
     on 10 million rows they cost more than the whole aggregation.
@@ -87,7 +87,7 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFr
         keep = ~many | rows["__row"].is_in(multi["__row"].implode())
         current = rows.filter(keep).drop("__row")
         current = current.with_columns(pl.col("__i").is_in(changed_units.implode()).alias("changed"))
-    return current.with_columns(band_code(pl.col("score")).alias("__band")).drop("__k")
+    return current.with_columns(band_code(pl.col("score"), pl.col("source")).alias("__band")).drop("__k")
 
 
 def with_strata(frame: _F) -> _F:

@@ -2,9 +2,13 @@
 
 A unit is one (content_id, policy_id): a reviewer judges whether the item violates the
 policy, whatever market it is shown in. Strata are policy × origin region group × score
-band × changed decision (:mod:`pipelines.audit.strata`). Each stratum draws ``per_stratum``
-units, and ``oversample`` times as many in high-score bands and among changed decisions,
-where errors cost most; a stratum smaller than its allocation is taken whole. Inside a
+band × changed decision (:mod:`pipelines.audit.strata`); a unit whose current decision in
+any market is a match against known material (``source = hash_match``, no model score) is
+in the band ``hash_match`` instead of a score band, so matches are drawn in strata of their
+own and a policy decided by banks alone is sampled too. Each stratum draws ``per_stratum``
+units, and ``oversample`` times as many in high-score bands, in the hash band and among
+changed decisions, where errors cost most; a stratum smaller than its allocation is taken
+whole. Inside a
 stratum every unit has the same inclusion probability ``n_h / N_h``, which the audit's
 estimators use.
 
@@ -25,7 +29,7 @@ import polars as pl
 from pipelines.audit.buckets import ReadSpec, map_reduce, pinned_files
 from pipelines.audit.config import SampleConfig
 from pipelines.audit.current import COLUMNS, current_decisions, scan_decisions, with_strata
-from pipelines.audit.strata import HIGH_FROM, stratum
+from pipelines.audit.strata import HIGH_BANDS, stratum
 from pipelines.audit.versions import version_as_of
 from pipelines.errors import BadConfigError
 from pipelines.schema import DECISIONS
@@ -45,7 +49,7 @@ def units_from_decisions(current: pl.LazyFrame) -> pl.LazyFrame:
 
 def _framed(units: pl.DataFrame, *, per_stratum: int, seed: int, oversample: int) -> pl.DataFrame:
     """Units with ``stratum``, their seeded ``__rank`` and the stratum's allocation ``__alloc``."""
-    high = pl.col("score_band").str.split("-").list.first().cast(pl.Float64) >= HIGH_FROM
+    high = pl.col("score_band").is_in(list(HIGH_BANDS))
     alloc = pl.when(high | pl.col("changed")).then(per_stratum * oversample).otherwise(per_stratum)
     return units.with_columns(
         stratum(pl.col("policy_id"), pl.col("region_group"), pl.col("score_band"), pl.col("changed")).alias("stratum"),

@@ -2,6 +2,12 @@
 
 The review sampler draws within these strata and the audit recomputes them for every
 decision it counts, so sample and population are cut the same way. Defined once, here.
+
+A current decision that a match against a list of known material took (``source =
+hash_match``) has no model score: it gets a band of its own, :data:`HASH_BAND`, instead of a
+score band. So hash-matched decisions form their own strata (a bank-only policy such as
+``terrorist_content`` is sampled and gets a precision estimate), and the estimators pool them
+in a cell of their own rather than with the model's lowest scores.
 """
 
 from __future__ import annotations
@@ -13,7 +19,12 @@ from pipelines import markets as mk
 # Upper edges of the score bands; the last band is [0.9, 1].
 BAND_EDGES: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
 BANDS: tuple[str, ...] = ("0.0-0.3", "0.3-0.5", "0.5-0.7", "0.7-0.9", "0.9-1.0")
-# Bands at or above this edge are oversampled: that is where actions are taken.
+HASH_BAND = "hash_match"
+"""The band of decisions taken by a known-material match (no model score); code ``len(BANDS)``."""
+LABELS: tuple[str, ...] = (*BANDS, HASH_BAND)
+"""Every band label, indexed by :func:`band_code`."""
+# Bands at or above this edge are oversampled: that is where actions are taken. Matches of
+# known material are actioned too (usually removed, fully automated): their band is high.
 HIGH_FROM = 0.5
 REGION_GROUPS: tuple[str, ...] = ("EU", "EEA_NON_EU", "OTHER")
 _EEA_ONLY = tuple(m for m in mk.EEA if m not in mk.EU)
@@ -27,22 +38,30 @@ def region_group(region: pl.Expr) -> pl.Expr:
     return region.replace_strict(_GROUP_OF, default="OTHER", return_dtype=pl.String)
 
 
-def band_code(score: pl.Expr) -> pl.Expr:
-    """Index of the score band (0 = lowest); a null score falls in the lowest band (never actioned).
+def band_code(score: pl.Expr, source: pl.Expr | None = None) -> pl.Expr:
+    """Index into :data:`LABELS`: the score band (0 = lowest), or the hash band for a hash match.
 
-    Cheap (four float comparisons): big frames carry the code, small ones the label.
+    A null score otherwise falls in the lowest band (never actioned). ``source`` (the decision's
+    source column) None: every row is banded by its score. The hash band has the highest code, so
+    a review unit's band (the maximum over its markets) is the hash band when any of its markets'
+    current decisions is a match. Cheap (four float comparisons): big frames carry the code,
+    small ones the label.
     """
     index = sum((score >= edge).cast(pl.UInt8) for edge in BAND_EDGES)
-    return pl.when(score.is_null()).then(pl.lit(0, dtype=pl.UInt8)).otherwise(index).cast(pl.UInt8)
+    code = pl.when(score.is_null()).then(pl.lit(0, dtype=pl.UInt8)).otherwise(index).cast(pl.UInt8)
+    if source is None:
+        return code
+    hashed = pl.lit(len(BANDS), dtype=pl.UInt8)
+    return pl.when(source == "hash_match").then(hashed).otherwise(code).cast(pl.UInt8)
 
 
 def band_label(code: pl.Expr) -> pl.Expr:
-    return pl.lit(pl.Series(BANDS)).gather(code.cast(pl.UInt32))
+    return pl.lit(pl.Series(LABELS)).gather(code.cast(pl.UInt32))
 
 
-def score_band(score: pl.Expr) -> pl.Expr:
-    """The score band label of :data:`BANDS`."""
-    return band_label(band_code(score))
+def score_band(score: pl.Expr, source: pl.Expr | None = None) -> pl.Expr:
+    """The band label of :data:`LABELS` (see :func:`band_code`)."""
+    return band_label(band_code(score, source))
 
 
 def stratum(policy: pl.Expr, group: pl.Expr, band: pl.Expr, changed: pl.Expr) -> pl.Expr:
@@ -52,4 +71,8 @@ def stratum(policy: pl.Expr, group: pl.Expr, band: pl.Expr, changed: pl.Expr) ->
 
 
 def is_high(band: str) -> bool:
-    return float(band.split("-")[0]) >= HIGH_FROM
+    """True for the oversampled bands: scores of at least :data:`HIGH_FROM`, and the hash band."""
+    return band == HASH_BAND or float(band.split("-")[0]) >= HIGH_FROM
+
+
+HIGH_BANDS: tuple[str, ...] = tuple(b for b in LABELS if is_high(b))
