@@ -3,7 +3,7 @@
 Built for 10 million decision rows on two cores:
 
 - ``cells``: decision counts by market × policy (× breakdowns) × language × stratum × action
-  × automation × lineage (policy version, model, run id). One group-by on a single 64-bit
+  × automation × source × lineage (policy version, model, run id). One group-by on a single 64-bit
   key (XOR of per-column hashes) instead of on ten string columns; the key columns are then
   gathered from one row per cell. Every count in the report, for markets and for groups, is
   a sum over cells; the estimators take their population counts from them; the lineage
@@ -31,6 +31,7 @@ import polars as pl
 from pipelines import markets as mk
 from pipelines.audit.current import with_strata
 from pipelines.audit.quantiles import exact_quantiles
+from pipelines.current import is_of_record
 from pipelines.schema import ACTIONS
 
 SCORE_QUANTILES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
@@ -38,6 +39,10 @@ HOUR_QUANTILES: dict[str, float] = {"hours_to_decision_p50": 0.5, "hours_to_deci
 STRATUM_COLS: tuple[str, ...] = ("region_group", "score_band", "changed")
 LINEAGE_COLS: tuple[str, ...] = ("policy_version", "model_name", "model_version", "run_id")
 AUTOMATED_COLS: dict[str, str] = {"FULLY": "fully", "PARTIALLY": "partially", "NOT_AUTOMATED": "not"}
+SOURCE_COUNT_COLS: tuple[str, ...] = (
+    "model_decisions", "model_detections", "hash_matches", "hash_matches_actioned", "decisions_of_record",
+)  # fmt: skip
+"""Current decisions by source per region × policy (:func:`count_rows`)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class Aggregates:
 
 def _cell_keys(dims: Sequence[str]) -> list[str]:
     # region and __band, not the stratum labels: labels are added to the (small) cells after.
-    keys = ["market", *dims, "language", "region", "__band", "changed", "action", "automated", *LINEAGE_COLS]
+    keys = ["market", *dims, "language", "region", "__band", "changed", "action", "automated", "source", *LINEAGE_COLS]
     return list(dict.fromkeys(keys))
 
 
@@ -173,8 +178,28 @@ def with_regions(frame: pl.DataFrame, groups: Sequence[str]) -> pl.DataFrame:
     return pl.concat([markets, grouped.select(markets.columns)], how="vertical")
 
 
+def _source_counts(actioned: pl.Expr) -> list[pl.Expr]:
+    """The :data:`SOURCE_COUNT_COLS` of a group of cells.
+
+    model_decisions, model_detections: current decisions the model took, and those with an
+    action; hash_matches, hash_matches_actioned: current decisions a known-material match took
+    (a lifted match whose key has no model decision stays current with action none), and those
+    with an action; decisions_of_record: human review and appeal outcomes.
+    """
+    source = pl.col("source")
+    filters = {
+        "model_decisions": source == "model",
+        "model_detections": (source == "model") & actioned,
+        "hash_matches": source == "hash_match",
+        "hash_matches_actioned": (source == "hash_match") & actioned,
+        "decisions_of_record": is_of_record(source),
+    }
+    assert tuple(filters) == SOURCE_COUNT_COLS
+    return [pl.col("n").filter(f).sum().cast(pl.Int64).alias(name) for name, f in filters.items()]
+
+
 def count_rows(agg: Aggregates, groups: Sequence[str]) -> pl.DataFrame:
-    """Per region × policy (× breakdowns): decision counts by action and automation."""
+    """Per region × policy (× breakdowns): decision counts by action, automation and source."""
     keys = ["region", "region_kind", *agg.dims]
     cells = with_regions(agg.cells, groups)
     actioned = pl.col("action") != "none"
@@ -185,6 +210,7 @@ def count_rows(agg: Aggregates, groups: Sequence[str]) -> pl.DataFrame:
         pl.col("n").filter(actioned & (pl.col("automated") == value)).sum().cast(pl.Int64).alias(f"automated_{name}")
         for value, name in AUTOMATED_COLS.items()
     ]
+    exprs += _source_counts(actioned)
     out = cells.group_by(keys).agg(exprs)
     for name in AUTOMATED_COLS.values():
         out = out.with_columns(

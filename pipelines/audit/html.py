@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from pipelines.audit.aggregate import SOURCE_COUNT_COLS
 from pipelines.audit.quantiles import EXACT_MAX, K, error_bound
 from pipelines.report import Section, bar_chart, heatmap, interval_chart, lineage_block, page, paragraph, table
 from pipelines.schema import ACTIONS
@@ -49,6 +50,8 @@ def _summary(c: Computed, statements: int) -> Section:
         "items",
         "failed",
         "actioned",
+        "model detections",
+        "hash matches actioned",
         "fully automated",
         "precision [95%]",
         "recall [95%]",
@@ -56,7 +59,8 @@ def _summary(c: Computed, statements: int) -> Section:
     body = [
         [
             r["region"], r["policy_id"], *(r[d] for d in extra), r["items_scored"], r["items_failed"], r["actioned"],
-            r["share_fully"], _ci(r, "precision"), _ci(r, "recall"),
+            r["model_detections"], r["hash_matches_actioned"], r["share_fully"], _ci(r, "precision"),
+            _ci(r, "recall"),
         ]
         for r in groups.iter_rows(named=True)
     ]  # fmt: skip
@@ -88,6 +92,33 @@ def _heat(c: Computed) -> Section:
     values = [[lookup.get((r, p)) for p in policies] for r in regions]
     svg = heatmap(regions, policies, values, title="Share of decisions with an action", fmt=_pct, vmax=None)
     return Section("Region × policy", svg)
+
+
+def _sources(c: Computed) -> Section:
+    """Current decisions by source per region × policy: known-material matches beside the model's detections."""
+    counts = ["decisions", *SOURCE_COUNT_COLS]
+    kind = pl.col("region_kind").replace_strict({"group": 0, "market": 1}, return_dtype=pl.Int8)
+    rows = (
+        c.rows.group_by("region", "region_kind", "policy_id")
+        .agg(pl.col(counts).sum())
+        .filter(pl.col("decisions") > 0)
+        .sort(kind, "region", "policy_id")
+    )
+    cols = [
+        "region", "policy", "decisions", "by the model", "model detections", "hash matches", "hash matches actioned",
+        "of record",
+    ]  # fmt: skip
+    body = [[r["region"], r["policy_id"], *(r[k] for k in counts)] for r in rows.iter_rows(named=True)]
+    text = paragraph(
+        "Current decisions by what took them. Model detections: the model's decisions with an action. Hash "
+        "matches: decisions taken by a match against a list of known material (a bank), and those with an action "
+        "(a match lifted after its list entry was retracted leaves action none). Of record: human review and "
+        "appeal outcomes. Each decision counts under the source of its current decision only (appeal > human "
+        "review > hash match > model). A policy decided by banks alone has precision but no recall estimate: "
+        "material missing from its lists is never decided.",
+        note=True,
+    )
+    return Section("Hash matches and model detections per region × policy", text + table(cols, body))
 
 
 def _policies(c: Computed) -> list[Section]:
@@ -197,7 +228,8 @@ def _method() -> Section:
             "Current decision: per (content_id, market, policy_id), among rows decided before the period end, the "
             "latest row of the highest-precedence source (appeal > human review > hash match > model), kept if "
             "decided inside the period. Precision and recall: stratified review sample "
-            "(policy × origin region group × score band × changed decision), inclusion-probability weights "
+            "(policy × origin region group × score band × changed decision; hash matches, which have no score, "
+            "in a band of their own), inclusion-probability weights "
             "calibrated to the known decision counts, 95% intervals from Beta posteriors on Kish effective counts "
             "per score band × flagged cell. Counts are exact. Score and hour quantiles are exact (linear "
             f"interpolation) for a region × policy of up to {EXACT_MAX:,} decisions; above that they come from a "
@@ -209,7 +241,8 @@ def _method() -> Section:
 
 
 def render(c: Computed, *, statements: int) -> str:
-    sections = [_summary(c, statements), _heat(c), *_policies(c), _languages(c), _complaints(c), _coverage(c)]
+    sections = [_summary(c, statements), _heat(c), _sources(c), *_policies(c), _languages(c), _complaints(c)]
+    sections.append(_coverage(c))
     sections.append(_method())
     sections.append(Section("Lineage", lineage_block(c.lineage)))
     return page("Compliance audit", sections, subtitle="trustbatch · DSA transparency and accuracy report")

@@ -248,6 +248,7 @@ def compute(config: AuditConfig, *, statements: bool = True) -> Computed:
     failed = _failed_rows(gap, dims, groups, seen_policies)
     rows = rows.join(failed, on=keys, how="full", coalesce=True)
     count_cols = [c for c in rows.columns if c.startswith(("action_", "automated_")) or c in ("decisions", "actioned")]
+    count_cols += list(ag.SOURCE_COUNT_COLS)
     rows = rows.with_columns(
         pl.col(count_cols).fill_null(0),
         pl.col("items_scored").fill_null(0),
