@@ -5,7 +5,9 @@ Each item is one variable-length sequence: a learned [CLS] token, its pooled tex
 are packed ``[total_tokens, d]`` with FlashAttention-style ``cu_seqlens``, so no padding is
 computed; attention goes through ``kernels.fused_attention_varlen`` (the Triton kernel on
 GPU) at inference, and through a batched torch SDPA equivalent while training (autograd)
-or when the kernels package is absent. One sigmoid head per policy head reads [CLS].
+or when the kernels package is absent. One sigmoid head per policy head reads [CLS]; with
+``probe_weight > 0`` its logits are mixed with a linear probe on the item's pooled vectors
+(:mod:`pipelines.model.probe`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from pipelines.model.probe import LinearProbe
 from pipelines.model.starter_config import FusionConfig
 
 # Token types: what a position holds.
@@ -99,13 +102,27 @@ class FusionHead(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, n_outputs)
         nn.init.normal_(self.cls, std=0.02)
+        self.probe = LinearProbe(cfg.text_dim, cfg.image_dim, n_outputs) if cfg.probe_weight > 0 else None
 
     def forward(self, text: list[torch.Tensor], images: list[torch.Tensor]) -> torch.Tensor:
-        """Logits ``[n_items, n_outputs]``.
+        """Logits ``[n_items, n_outputs]``: the transformer's, mixed with the probe's when there is one.
 
         text[i]: ``[t_i, text_dim]`` (mean token first, then segments; t_i may be 0).
         images[i]: ``[m_i * grid_tokens, image_dim]`` (images in order; m_i may be 0).
         """
+        logits = self.transformer_logits(text, images)
+        if self.probe is None:
+            return logits
+        w = self.cfg.probe_weight
+        return (1 - w) * logits + w * self.probe(text, images).to(logits.dtype)
+
+    def transformer_parameters(self) -> list[nn.Parameter]:
+        """What :func:`~pipelines.model.train.fit_fusion` trains (everything but the probe)."""
+        skip = {id(p) for p in self.probe.parameters()} if self.probe is not None else set()
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def transformer_logits(self, text: list[torch.Tensor], images: list[torch.Tensor]) -> torch.Tensor:
+        """Logits of the transformer alone (what the fusion is trained on)."""
         cfg = self.cfg
         dev = self.cls.device
         n = len(text)

@@ -30,6 +30,8 @@ class FusionConfig:
     text_dim / image_dim: widths of the frozen towers' pooled tokens.
     max_images: image slots per item (cover image + keyframes); grid_tokens: tokens per image.
     dropout: training only.
+    probe_weight: share of a linear probe on the pooled vectors in the logits
+        (``(1 - w) * transformer + w * probe``, see :mod:`pipelines.model.probe`); 0: no probe.
     """
 
     text_dim: int = 384
@@ -41,8 +43,11 @@ class FusionConfig:
     max_images: int = 5
     grid_tokens: int = 4
     dropout: float = 0.1
+    probe_weight: float = 0.85
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.probe_weight < 1.0:
+            raise ValueError(f"probe_weight must be in [0, 1), got {self.probe_weight}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:
@@ -111,7 +116,9 @@ class StarterConfig:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StarterConfig:
-        return cls(**{**d, "fusion": FusionConfig(**d.get("fusion", {}))})
+        # Versions saved before the probe existed have no probe_weight: they have no probe.
+        fusion = {"probe_weight": 0.0, **d.get("fusion", {})}
+        return cls(**{**d, "fusion": FusionConfig(**fusion)})
 
 
 class StarterPreprocessor(Preprocessor):

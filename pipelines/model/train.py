@@ -4,7 +4,8 @@
    the backlog rows they name (through polars: see FACTS.md on DeltaTable.to_pyarrow_table).
 2. Run the frozen towers ONCE over those rows (length-sorted, token-budget micro-batches) and
    keep their pooled outputs as float16 (optionally on disk, keyed by tower digest and rows).
-3. Train the fusion transformer and heads on the cache (masked BCE, AdamW, cosine decay).
+3. Fit the linear probe on pooled vectors (convex, L-BFGS), then train the fusion transformer
+   and heads on the cache (masked BCE, AdamW, cosine decay); scores mix the two.
 4. Evaluate on the held-out split: per head ROC AUC / AP overall, per language and per
    signal (text / image / both); log everything and the model to MLflow, register a new
    version and move ``champion`` unless told not to.
@@ -48,6 +49,8 @@ class TrainConfig:
     text_tower: "e5+use" (None: the default), "e5", "minilm", or a BERT / XLM-R folder (bring
     your own; "FOLDER+use" keeps the sentence vector). feature_cache: a folder where tower
     outputs are kept between runs (None: memory only).
+    probe_c: inverse L2 strength of the linear probe (scikit-learn's ``C``); the probe's share
+    of the logits is the model's ``fusion.probe_weight``.
     min_language_positives: per-language metrics need this many positives and negatives.
     threads: torch CPU threads for this process. 1 by default: on shared cores a second
     OpenMP thread made the towers ~2.5x and the fusion steps ~50x slower here (spinning
@@ -66,6 +69,7 @@ class TrainConfig:
     max_heldout_rows: int | None = None
     text_tower: str | None = None
     feature_cache: str | None = None
+    probe_c: float = 0.03
     min_language_positives: int = 10
     threads: int = 1
     heads: tuple[str, ...] = DEFAULT_HEADS
@@ -79,6 +83,8 @@ class TrainConfig:
             raise BadConfigError(f"batch_size must be in [1, 4096], got {self.batch_size}")
         if not 0 < self.lr < 1:
             raise BadConfigError(f"lr must be in (0, 1), got {self.lr}")
+        if not 0 < self.probe_c <= 1e6:
+            raise BadConfigError(f"probe_c must be in (0, 1e6], got {self.probe_c}")
         for name in ("max_rows", "max_heldout_rows"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -348,16 +354,33 @@ def _batch(feats: Features, rows: list[int]) -> tuple[list[Any], list[Any]]:
     return [torch.from_numpy(t).float() for t, _ in pairs], [torch.from_numpy(m).float() for _, m in pairs]
 
 
+def fit_probe(model: Any, feats: Features, rows: list[int], y: np.ndarray, known: np.ndarray, cfg: TrainConfig) -> None:
+    """Fit ``model.fusion.probe`` (if the model has one) on the pooled vectors of ``rows``."""
+    import torch
+
+    from pipelines.model.probe import fit_probe as fit
+
+    probe = model.fusion.probe
+    if probe is None:
+        return
+    with torch.no_grad():
+        pooled = torch.cat([probe.pooled(*_batch(feats, rows[s : s + 1024])) for s in range(0, len(rows), 1024)])
+    yt = torch.from_numpy(y.astype(np.float32))
+    fit(probe, pooled, yt, torch.from_numpy(known.astype(np.float32)), c=cfg.probe_c)
+
+
 def fit_fusion(
     model: Any, feats: Features, rows: list[int], y: np.ndarray, known: np.ndarray, cfg: TrainConfig, progress: Progress
 ) -> None:
-    """Train ``model.fusion`` on cached features of ``rows`` (labels ``y``, mask ``known``)."""
+    """Train ``model.fusion``'s transformer and heads on cached features of ``rows`` (labels ``y``,
+    mask ``known``); its probe, if any, is fitted by :func:`fit_probe` and left alone here."""
     import torch
 
     torch.manual_seed(cfg.seed)
     fusion = model.fusion
     fusion.train()
-    opt = torch.optim.AdamW(fusion.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = fusion.transformer_parameters()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warmup = max(1, total // 20)
@@ -377,14 +400,14 @@ def fit_fusion(
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             text, images = _batch(feats, [rows[i] for i in idx])
-            logits = fusion(text, images)
+            logits = fusion.transformer_logits(text, images)
             loss_cells = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, yt[idx], pos_weight=pos_weight, reduction="none"
             )
             loss = (loss_cells * kt[idx]).sum() / kt[idx].sum().clamp(min=1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(fusion.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
             total_loss += float(loss.detach()) * len(idx)
@@ -508,8 +531,11 @@ def train_starter(lake: Lake, cfg: TrainConfig, *, progress: Progress = print) -
     if not train_rows or not held_rows:
         raise BadInputError("no usable rows left after preprocessing (every labelled row was rejected)")
 
-    progress(f"train: fitting fusion + heads for {cfg.epochs} epochs on {len(train_rows)} rows")
     t0 = time.perf_counter()
+    if model.fusion.probe is not None:
+        progress(f"train: fitting the linear probe on {len(train_rows)} rows")
+        fit_probe(model, feats, train_rows, train_l.y[train_keep], train_l.known[train_keep], cfg)
+    progress(f"train: fitting fusion + heads for {cfg.epochs} epochs on {len(train_rows)} rows")
     fit_fusion(model, feats, train_rows, train_l.y[train_keep], train_l.known[train_keep], cfg, progress)
     train_seconds = time.perf_counter() - t0
 
