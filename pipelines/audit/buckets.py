@@ -1,6 +1,8 @@
-"""Whole-table passes as a map/shuffle by a hash of ``content_id``, on Ray tasks or in this process.
+"""Whole-table passes over partitions of ``content_id``, on Ray tasks or in this process.
 
-The lake has no physical bucket layout, so the work is partitioned logically, the way the
+When the data files are clustered by id (the Delta log's per-file minimum and maximum say so),
+each partition is a range of ids read straight from the files it meets, with no shuffle
+(:mod:`pipelines.audit.ranges`). Otherwise the work is partitioned logically, the way the
 backfill's planner does it (:mod:`pipelines.backfill.classify`): map tasks read groups of the
 Delta data files of the *pinned* version (``DeltaTable(uri, version=v).file_uris()``, from the
 log only) and split their rows by ``hash(content_id) % n_buckets``; one reduce task per bucket
@@ -30,6 +32,7 @@ from typing import Any
 import polars as pl
 
 from pipelines import buckets as shared
+from pipelines.audit.ranges import FileRange, RangePlan, plan_ranges, row_groups
 from pipelines.errors import BadInputError
 
 BUCKET_ROWS = 2_000_000
@@ -48,6 +51,8 @@ class PinnedFiles:
     version: int
     files: tuple[str, ...]
     rows: tuple[int, ...]
+    ranges: tuple[FileRange, ...] = ()
+    """Per file, its content_id range from the log's statistics (empty: unknown)."""
 
     @property
     def total_rows(self) -> int:
@@ -66,18 +71,43 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
             "rewrite it without them (OPTIMIZE, then disable delta.enableDeletionVectors)"
         )
     actions = dt.get_add_actions(flatten=True)
-    paths = [str(p) for p in actions.column("path").to_pylist()]
-    counts = [int(n) if n is not None else 0 for n in actions.column("num_records").to_pylist()]
+    names = set(actions.column_names)
+
+    def column(name: str) -> list[object]:
+        return list(actions.column(name).to_pylist()) if name in names else [None] * actions.num_rows
+
+    paths = [str(p) for p in column("path")]
+    counts = [int(n) if isinstance(n, int) else 0 for n in column("num_records")]
+    lows, highs, nulls = column("min.content_id"), column("max.content_id"), column("null_count.content_id")
+    stats = {
+        p: FileRange(_id(lo), _id(hi), n, bool(z))
+        for p, n, lo, hi, z in zip(paths, counts, lows, highs, nulls, strict=True)
+    }
     uris = dt.file_uris()
     # file_uris() and the add actions list the same files; match them by path suffix.
-    by_suffix = {p: n for p, n in zip(paths, counts, strict=True)}
-    rows = [next((n for p, n in by_suffix.items() if u.endswith(p)), 0) for u in uris]
+    per_uri = [next((r for p, r in stats.items() if u.endswith(p)), FileRange(None, None, 0)) for u in uris]
     order = sorted(range(len(uris)), key=lambda i: uris[i])  # a stable order: same plan every run
-    return PinnedFiles(uri, version, tuple(uris[i] for i in order), tuple(rows[i] for i in order))
+    return PinnedFiles(
+        uri,
+        version,
+        tuple(uris[i] for i in order),
+        tuple(per_uri[i].rows for i in order),
+        tuple(per_uri[i] for i in order),
+    )
 
 
-def n_buckets_for(rows: int, *, bucket_rows: int = BUCKET_ROWS) -> int:
-    return 1 if rows <= LOCAL_ROWS else max(1, math.ceil(rows / bucket_rows))
+def _id(value: object) -> str | None:
+    """A content_id statistic as a string (None when absent or not a string column)."""
+    return value if isinstance(value, str) else None
+
+
+def n_buckets_for(rows: int, *, bucket_rows: int = BUCKET_ROWS, share: float = 1.0) -> int:
+    """Partitions of a pass over ``rows`` file rows of which about ``share`` pass its filter: one
+    when the table is small; else enough that each holds about ``bucket_rows`` rows, and at least
+    two (a pass of that size runs on Ray, where two tasks use two cores)."""
+    if rows <= LOCAL_ROWS:
+        return 1
+    return max(2, math.ceil(rows * share / bucket_rows))
 
 
 def file_groups(pinned: PinnedFiles, rows_per_group: int = GROUP_ROWS) -> list[tuple[int, int]]:
@@ -101,18 +131,23 @@ class ReadSpec:
 
 def read_files(spec: ReadSpec, lo: int, hi: int, bucket: tuple[int, int] | None = None) -> pl.DataFrame:
     """Rows of files ``[lo, hi)`` (only bucket ``b`` of ``n`` when ``bucket=(b, n)``)."""
-    files = list(spec.pinned.files[lo:hi])
-    if not files:
+    where = bucket_expr(bucket[1]) == bucket[0] if bucket is not None and bucket[1] > 1 else None
+    return read_some(spec, range(lo, hi), where)
+
+
+def read_some(spec: ReadSpec, files: Sequence[int], where: pl.Expr | None = None) -> pl.DataFrame:
+    """Rows of the files at indices ``files`` that pass ``spec.where`` and ``where``."""
+    paths = [spec.pinned.files[i] for i in files]
+    if not paths:
         return pl.DataFrame(schema=spec.schema)
     frame = pl.scan_parquet(
-        files, missing_columns="insert", extra_columns="ignore", storage_options=spec.storage_options or None
+        paths, missing_columns="insert", extra_columns="ignore", storage_options=spec.storage_options or None
     )
-    if spec.where is not None:
-        frame = frame.filter(spec.where)
-    frame = frame.select([pl.col(c).cast(t) for c, t in spec.schema.items()])
-    if bucket is not None and bucket[1] > 1:
-        frame = frame.filter(bucket_expr(bucket[1]) == bucket[0])
-    return frame.collect()
+    # The range filter first: on files clustered by id it skips whole row groups.
+    for expr in (where, spec.where):
+        if expr is not None:
+            frame = frame.filter(expr)
+    return frame.select([pl.col(c).cast(t) for c, t in spec.schema.items()]).collect()
 
 
 def split_files(spec: ReadSpec, lo: int, hi: int, n_buckets: int) -> list[pl.DataFrame]:
@@ -169,12 +204,64 @@ def map_reduce(
     n = buckets or n_buckets_for(rows)
     if use_ray is None:
         use_ray = use_ray_for(rows)
+    plan = plan_ranges([_pieces(s.pinned, rows // n) for s in specs], n) if n > 1 else None
+    if plan is not None:
+        yield from _by_range(specs, plan, fn, args, use_ray, pass_bucket)
+        return
     if not use_ray:
         for b in range(n):
             tables = [read_files(s, 0, len(s.pinned.files), bucket=(b, n)) for s in specs]
             yield _reduce(fn, args, b if pass_bucket else None, (1,) * len(tables), *tables)
         return
     yield from _on_ray(specs, fn, args, n, pass_bucket)
+
+
+def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]:
+    """Per file, what the range planner cuts at: the file, or its row groups when it holds more
+    than half a range (only those footers are read)."""
+    if len(pinned.ranges) != len(pinned.files):
+        return [(FileRange(None, None, n),) for n in pinned.rows]
+    out: list[tuple[FileRange, ...]] = []
+    for uri, whole in zip(pinned.files, pinned.ranges, strict=True):
+        groups = row_groups(uri) if whole.rows > range_rows // 2 and whole.min_id is not None else None
+        out.append(groups if groups and sum(g.rows for g in groups) == whole.rows else (whole,))
+    return out
+
+
+def _range_task(
+    specs: tuple[ReadSpec, ...], plan: RangePlan, r: int, fn: Callable[..., Any], args: tuple[Any, ...], bucket: bool
+) -> Any:
+    """One range: read its rows from the files that meet it, then ``fn``."""
+    tables = [read_some(s, plan.reads[k][r], plan.where(r)) for k, s in enumerate(specs)]
+    return fn(*tables, *args) if not bucket else fn(*tables, r, *args)
+
+
+def _by_range(
+    specs: tuple[ReadSpec, ...],
+    plan: RangePlan,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    use_ray: bool,
+    pass_bucket: bool,
+) -> Iterator[Any]:
+    """Every range of ``plan``: in this process one after the other, or as Ray tasks (no shuffle)."""
+    if not use_ray:
+        for r in range(plan.n):
+            yield _range_task(specs, plan, r, fn, args, pass_bucket)
+        return
+    import ray
+
+    from pipelines.ray_connect import connect
+
+    connect(None)
+    task = ray.remote(max_retries=3)(_range_task)
+    ref_specs, ref_plan, ref_args = ray.put(specs), ray.put(plan), ray.put(args)
+    pending: list[Any] = [task.remote(ref_specs, ref_plan, r, fn, ref_args, pass_bucket) for r in range(plan.n)]
+    for i in range(len(pending)):
+        ref, pending[i] = pending[i], None
+        part = ray.get(ref)
+        del ref
+        yield part
 
 
 def _on_ray(

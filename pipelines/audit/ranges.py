@@ -1,0 +1,162 @@
+"""Ranges of content_id over a clustered table: partitions read straight from the data files.
+
+The Delta log keeps the smallest and largest ``content_id`` of every data file. When each file
+holds a narrow range of ids (a table clustered by ``batchjobs compact --cluster``, or one whose
+ids grow with time, so that each append covers the newest ids), the key space can be cut at
+file boundaries into ranges of about the same row count: the task of range ``[lo, hi)`` reads
+only the files whose ``[min, max]`` meets it, with the row filter ``lo <= content_id < hi``
+(pushed down to the Parquet row groups). A file larger than a range is cut at its row groups,
+whose id ranges its Parquet footer keeps (:func:`row_groups`). Every row of an item, hence of a decision key and of a
+review unit, is in exactly one range, as in a hash bucket, but nothing is shuffled: a pass costs
+one read of the table plus the per-range work, and a task holds one range.
+
+A table whose files each span most of the key space (ids in random order, never clustered) would
+make every task read most files; :func:`plan_ranges` then returns None and the pass falls back to
+the map/shuffle by hash bucket (:mod:`pipelines.audit.buckets`). Whether a range plan is used
+changes cost only: the filters make every range exact whatever the layout.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+MAX_READ_AMPLIFICATION = 1.5
+"""A range plan may read at most this many rows per row of the tables (files cut by a range
+boundary are read by both sides); beyond it, the shuffle by hash bucket is cheaper."""
+
+MAX_RANGE_SHARE = 2.5
+"""A range may hold at most this many times its share of the rows (``total / n``)."""
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """One data file as the planner sees it: its id range (None: no statistics) and row count."""
+
+    min_id: str | None
+    max_id: str | None
+    rows: int
+    has_null_ids: bool = False
+
+
+@dataclass(frozen=True)
+class RangePlan:
+    """``cuts``: the sorted cut points (range r is ``[cuts[r-1], cuts[r])``); ``reads[t][r]``: the
+    indices of table t's files that range r reads."""
+
+    cuts: tuple[str, ...]
+    reads: tuple[tuple[tuple[int, ...], ...], ...]
+    amplification: float
+
+    @property
+    def n(self) -> int:
+        return len(self.cuts) + 1
+
+    def where(self, r: int, column: str = "content_id") -> pl.Expr | None:
+        """The row filter of range ``r`` (range 0 also takes null ids; None: every row)."""
+        col = pl.col(column)
+        lo = col >= self.cuts[r - 1] if r > 0 else None
+        hi = col < self.cuts[r] if r < len(self.cuts) else None
+        if lo is not None and hi is not None:
+            return lo & hi
+        if lo is not None:
+            return lo
+        return (col.is_null() | hi) if hi is not None else None
+
+
+def _cuts(files: Sequence[FileRange], n: int) -> list[str]:
+    """Cut points at file minima such that consecutive ranges hold about ``total / n`` rows each."""
+    ordered = sorted((f for f in files if f.rows and f.min_id is not None), key=lambda f: (f.min_id, f.max_id))
+    total = sum(f.rows for f in ordered)
+    cuts: list[str] = []
+    acc = 0
+    for f in ordered:
+        assert f.min_id is not None and ordered[0].min_id is not None
+        # A cut separates rows: above the smallest id and above the previous cut.
+        above = f.min_id > (cuts[-1] if cuts else ordered[0].min_id)
+        if len(cuts) < n - 1 and acc >= total * (len(cuts) + 1) / n and above:
+            cuts.append(f.min_id)
+        acc += f.rows
+    return cuts
+
+
+def _span(f: FileRange, cuts: Sequence[str]) -> range:
+    """The ranges piece ``f`` may hold rows of."""
+    assert f.min_id is not None and f.max_id is not None
+    return range(0 if f.has_null_ids else bisect.bisect_right(cuts, f.min_id), bisect.bisect_right(cuts, f.max_id) + 1)
+
+
+def plan_ranges(tables: Sequence[Sequence[Sequence[FileRange]]], n: int) -> RangePlan | None:
+    """Cut the id space of ``tables`` (read side by side) into about ``n`` ranges, or None.
+
+    ``tables[t][i]``: the pieces of table t's file i (its row groups, or the whole file).
+    None when a piece has no id statistics or the plan would read more than
+    :data:`MAX_READ_AMPLIFICATION` rows per row (pieces spanning many ranges).
+    """
+    pieces = [f for t in tables for file in t for f in file if f.rows]
+    total = sum(f.rows for f in pieces)
+    if n < 2 or total == 0 or any(f.min_id is None or f.max_id is None for f in pieces):
+        return None
+    cuts = _cuts(pieces, n)
+    # Pieces spanning more than two ranges (a recent append of random ids) are read by every range
+    # they meet; cut again without them so that they do not skew the balance.
+    narrow = [f for f in pieces if len(_span(f, cuts)) <= 2]
+    if len(narrow) < len(pieces) and narrow:
+        cuts = _cuts(narrow, n)
+    if not cuts:
+        return None
+    amplification = sum(f.rows * len(_span(f, cuts)) for f in pieces) / total
+    if amplification > MAX_READ_AMPLIFICATION:
+        return None
+    # A task's memory follows its range: refuse a plan whose largest range could hold far more
+    # than its share (pieces too big to cut), rather than hold it in one task.
+    upper = [0] * (len(cuts) + 1)
+    for f in pieces:
+        for r in _span(f, cuts):
+            upper[r] += f.rows
+    if max(upper) > MAX_RANGE_SHARE * total / n:
+        return None
+    reads: list[tuple[tuple[int, ...], ...]] = []
+    for t in tables:
+        per_range: list[set[int]] = [set() for _ in range(len(cuts) + 1)]
+        for i, file in enumerate(t):
+            for f in file:
+                if f.rows:
+                    for r in _span(f, cuts):
+                        per_range[r].add(i)
+        reads.append(tuple(tuple(sorted(r)) for r in per_range))
+    return RangePlan(tuple(cuts), tuple(reads), round(amplification, 3))
+
+
+def row_groups(uri: str, column: str = "content_id") -> tuple[FileRange, ...] | None:
+    """The id range and row count of each row group of the Parquet file ``uri`` (None: unreadable
+    or without statistics; the file is then planned as one piece)."""
+    import pyarrow.parquet as pq
+
+    from pipelines.storage import is_remote
+
+    try:
+        if is_remote(uri):
+            import pyarrow.fs as pafs
+
+            fs, path = pafs.FileSystem.from_uri(uri)
+            meta = pq.ParquetFile(path, filesystem=fs).metadata
+        else:
+            meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        col = meta.schema.names.index(column)
+    except (OSError, ValueError):
+        return None
+    out = []
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        st = group.column(col).statistics
+        if st is None or not st.has_min_max:
+            return None
+        lo, hi = st.min, st.max
+        if not isinstance(lo, str) or not isinstance(hi, str):
+            return None
+        out.append(FileRange(lo, hi, group.num_rows, bool(st.null_count)))
+    return tuple(out)

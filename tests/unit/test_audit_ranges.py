@@ -1,0 +1,72 @@
+"""Range partitions of content_id read straight from clustered files: each row in exactly one range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from pipelines.audit.buckets import ReadSpec, map_reduce, pinned_files
+from pipelines.audit.ranges import FileRange, plan_ranges
+
+
+def _f(lo: str, hi: str, rows: int = 100, nulls: bool = False) -> tuple[FileRange, ...]:
+    return (FileRange(lo, hi, rows, nulls),)
+
+
+def test_disjoint_files_are_cut_at_file_boundaries() -> None:
+    files = [_f("a", "b"), _f("c", "d"), _f("e", "f"), _f("g", "h")]
+    plan = plan_ranges([files], 2)
+    assert plan is not None and plan.cuts == ("e",) and plan.amplification == 1.0
+    assert plan.reads == (((0, 1), (2, 3)),)
+
+
+def test_files_spanning_the_key_space_fall_back_to_the_shuffle() -> None:
+    wide = [_f("a", "z") for _ in range(4)]
+    assert plan_ranges([wide], 3) is None
+    assert plan_ranges([[*[_f("a", "b")], (FileRange(None, None, 5),)]], 2) is None
+
+
+def test_a_small_wide_tail_is_read_by_every_range_and_nulls_go_to_range_0() -> None:
+    files = [_f(f"{c}0", f"{c}9", 1000) for c in "abcdefgh"] + [_f("a1", "h5", 50, nulls=True)]
+    plan = plan_ranges([files], 4)
+    assert plan is not None and plan.n == 4
+    assert all(8 in r for r in plan.reads[0])  # the tail meets every range
+    assert plan.amplification == pytest.approx((8000 + 4 * 50) / 8050, abs=1e-3)
+
+
+def _table(tmp: Path, clustered: bool) -> str:
+    """Decision-like rows in 6 appends: id-ordered (clustered) or shuffled, plus a small shuffled tail."""
+    rng = np.random.default_rng(3)
+    uri = str(tmp / ("c" if clustered else "u"))
+    ids = np.array([f"i{n:06d}" for n in range(6000)])
+    if not clustered:
+        rng.shuffle(ids)
+    for part in np.array_split(ids, 6):
+        write_deltalake(uri, pl.DataFrame({"content_id": part, "v": rng.random(part.size)}).to_arrow(), mode="append")
+    tail = rng.choice(ids, 40)
+    with_null = pl.DataFrame({"content_id": [*tail, None], "v": rng.random(41)})
+    write_deltalake(uri, with_null.to_arrow(), mode="append")
+    return uri
+
+
+@pytest.mark.parametrize("clustered", [True, False])
+def test_every_row_lands_in_exactly_one_partition_whatever_the_layout(tmp_path: Path, clustered: bool) -> None:
+    uri = _table(tmp_path, clustered)
+    pinned = pinned_files(uri, DeltaTable(uri).version())
+    spec = ReadSpec(pinned, {"content_id": pl.String(), "v": pl.Float64()})
+    parts = list(map_reduce(spec, lambda rows: rows, use_ray=False, buckets=3))
+    assert len(parts) == 3
+    whole = pl.read_delta(uri)
+    got = pl.concat(parts)
+    assert got.sort("content_id", "v", nulls_last=True).equals(whole.sort("content_id", "v", nulls_last=True))
+    # An id never lands in two partitions (all rows of a decision key meet in one task).
+    owners = pl.concat(
+        [p.select("content_id").unique().with_columns(pl.lit(i).alias("p")) for i, p in enumerate(parts)]
+    )
+    assert owners.group_by("content_id").len()["len"].max() == 1
+    # Clustered appends are cut into ranges; shuffled ids take the hash shuffle.
+    assert (plan_ranges([[(r,) for r in pinned.ranges]], 3) is not None) == clustered
