@@ -9,6 +9,8 @@ an ``s3://`` lake), in the same experiment as training runs
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,23 @@ def _client(lake: Lake) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=lake.mlflow_uri, registry_uri=lake.mlflow_uri)
+
+
+def prewarm(lake: Lake) -> threading.Thread:
+    """Import MLflow and open the lake's tracking store in a background thread.
+
+    Importing mlflow and opening a sqlite store take seconds; a job starts this before its
+    first pass over the tables so that :func:`job_run` later finds both ready. Errors are left
+    for :func:`job_run` to raise where the job expects them.
+    """
+
+    def warm() -> None:
+        with contextlib.suppress(Exception):  # job_run raises the real error in the job's thread
+            _client(lake).get_experiment_by_name("__prewarm__")
+
+    thread = threading.Thread(target=warm, name="mlflow-prewarm", daemon=True)
+    thread.start()
+    return thread
 
 
 def experiment_id(lake: Lake) -> str:

@@ -230,7 +230,9 @@ def _redecide(
             "scores_version": str(plan.scores_version),
         },
     )
-    n = config.buckets or n_buckets_for(decisions.pinned.total_rows + scores.pinned.total_rows)
+    # Only the re-decided policies' rows are read (the filters): size the partitions by them.
+    share = len(plan.policies) / max(1, len(plan.old_pack.policy_ids))
+    n = config.buckets or n_buckets_for(decisions.pinned.total_rows + scores.pinned.total_rows, share=share)
     parts = (
         map_reduce(
             (decisions, scores), sweep_bucket, (bucket_job,), use_ray=config.use_ray, buckets=n, pass_bucket=True
@@ -246,9 +248,10 @@ def _redecide(
 
 def run_sweep(config: SweepConfig) -> SweepResult:
     """Plan, re-decide per bucket (committing unless dry run), and write the sweep report."""
-    from pipelines.tracking import job_run
+    from pipelines.tracking import job_run, prewarm
 
     started = time.monotonic()
+    warm = None if config.dry_run else prewarm(config.lake)
     plan, decisions, scores = plan_sweep(config)
     print(plan.describe(), file=sys.stderr)
     if config.dry_run:
@@ -257,6 +260,8 @@ def run_sweep(config: SweepConfig) -> SweepResult:
 
     lake = config.lake
     new = plan.new_pack
+    if warm is not None:
+        warm.join()
     with job_run(lake, job="sweep", tags={"policy_version": new.policy_version}) as run:
         record_pack(lake, new, run_id=run.run_id)
         summ, mat, written = _redecide(config, plan, decisions, scores, run.run_id)

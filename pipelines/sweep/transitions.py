@@ -35,26 +35,31 @@ def pairs(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
 
 
 def _group_states(p: pl.DataFrame) -> pl.DataFrame:
-    parts = []
+    # Most items are decided in one market per policy: their group state is that row as it is.
+    # Only items with several markets are reduced to their most severe action per group.
+    unit = (pl.col("content_id").hash(seed=1) ^ pl.col("policy_id").hash(seed=2)).is_duplicated()
+    multi = p.select(unit.alias("__m"))["__m"]
+    single, several = p.filter(~multi), p.filter(multi)
     sev = {k: v for k, v in SEVERITY.items()}
+    parts = []
     for group, members in GROUPS.items():
-        g = (
-            p.filter(pl.col("market").is_in(list(members)))
+        in_group = pl.col("market").is_in(list(members))
+        reduced = (
+            several.filter(in_group)
             .group_by("content_id", "policy_id")
             .agg(
                 pl.col("old_action").replace_strict(sev, return_dtype=pl.Int8).max().alias("o"),
                 pl.col("new_action").replace_strict(sev, return_dtype=pl.Int8).max().alias("n"),
             )
             .select(
-                pl.lit(group).alias("scope"),
-                pl.lit("group").alias("scope_kind"),
                 "content_id",
                 "policy_id",
                 pl.col("o").replace_strict(_BY_LEVEL, return_dtype=pl.String).alias("old_action"),
                 pl.col("n").replace_strict(_BY_LEVEL, return_dtype=pl.String).alias("new_action"),
             )
         )
-        parts.append(g)
+        rows = pl.concat([single.filter(in_group).select(reduced.columns), reduced])
+        parts.append(rows.select(pl.lit(group).alias("scope"), pl.lit("group").alias("scope_kind"), *reduced.columns))
     return pl.concat(parts)
 
 
@@ -82,22 +87,33 @@ def matrix(states: pl.DataFrame) -> pl.DataFrame:
 
 def summary(states: pl.DataFrame) -> pl.DataFrame:
     """The 2×2 (actioned/cleared before → after) and restriction counts per scope × policy."""
+    return summarize(matrix(states))
+
+
+def summarize(counts: pl.DataFrame) -> pl.DataFrame:
+    """:func:`summary` from the transition counts of :func:`matrix` (every figure is a function of
+    the old and new action, so the small matrix is enough)."""
     old_r = pl.col("old_action").is_in(RESTRICTIVE)
     new_r = pl.col("new_action").is_in(RESTRICTIVE)
     more = pl.col("new_action").replace_strict(SEVERITY) > pl.col("old_action").replace_strict(SEVERITY)
     eea_owed = (pl.col("scope") == "EEA") & new_r & (pl.col("new_action") != pl.col("old_action"))
+    n = pl.col("items").cast(pl.UInt32)
+
+    def count(mask: pl.Expr) -> pl.Expr:
+        return n.filter(mask).sum().cast(pl.UInt32)
+
     return (
-        states.group_by("scope", "scope_kind", "policy_id")
+        counts.group_by("scope", "scope_kind", "policy_id")
         .agg(
-            pl.len().alias("items"),
-            (old_r & new_r).sum().alias("actioned_to_actioned"),
-            (old_r & ~new_r).sum().alias("actioned_to_cleared"),
-            (~old_r & new_r).sum().alias("cleared_to_actioned"),
-            (~old_r & ~new_r).sum().alias("cleared_to_cleared"),
-            (pl.col("old_action") != pl.col("new_action")).sum().alias("changed"),
-            (new_r & more).sum().alias("newly_restricted"),
-            (old_r & ~new_r).sum().alias("restored"),
-            eea_owed.sum().alias("statements_newly_owed"),
+            n.sum().cast(pl.UInt32).alias("items"),
+            count(old_r & new_r).alias("actioned_to_actioned"),
+            count(old_r & ~new_r).alias("actioned_to_cleared"),
+            count(~old_r & new_r).alias("cleared_to_actioned"),
+            count(~old_r & ~new_r).alias("cleared_to_cleared"),
+            count(pl.col("old_action") != pl.col("new_action")).alias("changed"),
+            count(new_r & more).alias("newly_restricted"),
+            count(old_r & ~new_r).alias("restored"),
+            count(eea_owed).alias("statements_newly_owed"),
         )
         .sort("scope_kind", "scope", "policy_id")
     )
