@@ -22,6 +22,7 @@ from pipelines.lake import Lake, ensure_table
 from pipelines.schema import TABLES
 
 if TYPE_CHECKING:
+    import polars as pl
     from deltalake import DeltaTable
 
 DEFAULT_MAX_ATTEMPTS = 50
@@ -60,13 +61,19 @@ class SeenKeys:
     """
 
     def __init__(
-        self, key: tuple[str, ...], where: Mapping[str, str] | None = None, *, since_version: int | None = None
+        self,
+        key: tuple[str, ...],
+        where: Mapping[str, str] | None = None,
+        *,
+        since_version: int | None = None,
+        scope: pl.Expr | None = None,
     ) -> None:
         self.key = key
         self.where = dict(where or {})
+        self.scope = scope
         self._version = since_version
         self._files: set[str] = set()
-        self._keys: set[tuple[object, ...]] = set()
+        self._keys: list[pl.DataFrame] = []
 
     def _read(self, files: list[str]) -> None:
         import polars as pl
@@ -74,10 +81,15 @@ class SeenKeys:
         if not files:
             return
         cols = list(dict.fromkeys([*self.key, *self.where]))
-        frame = pl.read_parquet(files, columns=cols)
-        for name, value in self.where.items():
-            frame = frame.filter(pl.col(name) == value)
-        self._keys.update(frame.select(self.key).unique().iter_rows())
+        frame = pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore").select(cols)
+        # ``scope`` (e.g. the id range a sweep task commits) prunes row groups of other writers'
+        # files by their statistics: a task reads the keys that can collide with its own rows.
+        for expr in (self.scope, *(pl.col(n) == v for n, v in self.where.items())):
+            if expr is not None:
+                frame = frame.filter(expr)
+        keys = frame.select(self.key).unique().collect()
+        if keys.height:
+            self._keys.append(keys.with_columns(_key_hash(self.key).alias("__h")))
 
     def refresh(self, dt: DeltaTable) -> None:
         from pipelines.deltalog import added_files
@@ -97,11 +109,37 @@ class SeenKeys:
         self._version = current
 
     def drop_seen(self, data: pa.Table) -> pa.Table:
+        import polars as pl
+
         if not self._keys or data.num_rows == 0:
             return data
-        cols = [data.column(k).to_pylist() for k in self.key]
-        keep = [tuple(vals) not in self._keys for vals in zip(*cols, strict=True)]
-        return data.filter(pa.array(keep, type=pa.bool_()))
+        if len(self._keys) > 1:
+            self._keys = [pl.concat(self._keys, how="vertical_relaxed")]
+        rows = pl.from_arrow(data)
+        assert isinstance(rows, pl.DataFrame)
+        seen = self._keys[0]
+        # A 64-bit hash of the key finds the few candidate rows; only those are compared exactly.
+        hashed = rows.select(_key_hash(self.key).alias("__h"))["__h"]
+        candidate = hashed.is_in(seen["__h"].implode())
+        if not candidate.any():
+            return data
+        exact = (
+            rows.select(self.key)
+            .with_row_index("__row")
+            .filter(candidate)
+            .join(seen.select(self.key).unique(), on=list(self.key), how="semi", nulls_equal=True)
+        )
+        drop = pl.Series(range(rows.height)).is_in(exact["__row"].cast(pl.Int64).implode())
+        return data.filter(pa.array((~drop).to_arrow()))
+
+
+def _key_hash(key: tuple[str, ...]) -> pl.Expr:
+    import polars as pl
+
+    hashed: pl.Expr = pl.lit(0, dtype=pl.UInt64)
+    for i, c in enumerate(key):
+        hashed = hashed ^ pl.col(c).hash(seed=211 + i)
+    return hashed
 
 
 def commit_once(

@@ -68,8 +68,9 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFr
     rows = _hash_key(decisions.filter(pl.col("decided_at") < before)).collect()
     ordered = rows["__k"].sort()
     repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    band = band_code(pl.col("score"), pl.col("source")).alias("__band")
     if repeated.len() == 0:
-        current = rows.with_columns(pl.lit(False).alias("changed"))
+        return rows.with_columns(pl.lit(False).alias("changed"), band).drop("__k")
     else:
         # Only the repeated keys are sorted; the winners are named by row number, so the big
         # frame is filtered once instead of being split and concatenated.
@@ -85,9 +86,9 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFr
         )
         changed_units = multi.filter(pl.col("__chg"))["__i"].unique()
         keep = ~many | rows["__row"].is_in(multi["__row"].implode())
-        current = rows.filter(keep).drop("__row")
-        current = current.with_columns(pl.col("__i").is_in(changed_units.implode()).alias("changed"))
-    return current.with_columns(band_code(pl.col("score"), pl.col("source")).alias("__band")).drop("__k")
+        # One fused pass over the wide frame: filter, flags and band together.
+        changed = pl.col("__i").is_in(changed_units.implode()) if changed_units.len() else pl.lit(False)
+        return rows.lazy().filter(keep).with_columns(changed.alias("changed"), band).drop("__row", "__k").collect()
 
 
 def with_strata(frame: _F) -> _F:
