@@ -45,7 +45,7 @@ from pipelines.audit import AuditConfig, SampleConfig, run_audit, sample_for_rev
 from pipelines.lake import Lake, open_lake
 from pipelines.policy import load_default_pack
 from pipelines.schema import DECISIONS
-from pipelines.sink import commit_once, write_stream
+from pipelines.sink import commit_once
 
 POLICIES = ("child_safety", "misinformation", "hate", "violence", "scams", "self_harm", "cross_border_data")
 LANGS = ("en", "de", "fr", "es", "it", "pl", "pt", "nl", "sv", "ja", "hi", "id", "ar", "tr", "ru")
@@ -76,7 +76,9 @@ def decisions_batch(lo: int, hi: int, *, redecided: bool = False) -> pa.Table:
     )
     score = (_u("r", 7 if not redecided else 8) ** 3).cast(pl.Float32)
     frame = frame.with_columns(
-        pl.format("c{}", pl.col("item")).alias("content_id"),
+        # Ids that sort in the order items arrive (like snowflake ids or ULIDs), so each append
+        # covers the newest ids and the table is clustered by id as it grows.
+        pl.format("c{}", pl.col("item").cast(pl.String).str.zfill(10)).alias("content_id"),
         pl.lit(pl.Series(mk.ALL_MARKETS))
         .gather(((pl.col("item") * 2654435761 + pl.col("slot") * 97) % len(mk.ALL_MARKETS)).cast(pl.UInt32))
         .alias("market"),
@@ -115,18 +117,21 @@ def decisions_batch(lo: int, hi: int, *, redecided: bool = False) -> pa.Table:
 
 
 def build(lake: Lake, rows: int) -> None:
-    step = 1_000_000
+    # Batches of whole items (about 1 M rows): an item's decisions land in one commit, as in a
+    # backfill unit.
+    step = (1_000_000 // ROWS_PER_ITEM) * ROWS_PER_ITEM
     redecided = rows // 100
 
-    def batches() -> object:
-        for lo in range(0, rows, step):
-            yield from decisions_batch(lo, min(rows, lo + step)).to_batches()
-        # 1% of keys decided again later by a new model version (a retroactive sweep).
-        for lo in range(0, redecided, step):
-            yield from decisions_batch(lo, min(redecided, lo + step), redecided=True).to_batches()
-
     t = time.perf_counter()
-    write_stream(lake, "decisions", batches(), app_id="bench/decisions")  # type: ignore[arg-type]
+    # One commit per batch of 1 M rows, in id order, as a backfill appends: bounded memory, and
+    # each file holds the ids of its batch (the table is clustered by id as it grows).
+    for lo in range(0, rows, step):
+        batch = decisions_batch(lo, min(rows, lo + step))
+        commit_once(lake, "decisions", batch, app_id=f"bench/decisions/{lo}")
+    # 1% of keys decided again later by a new model version (a retroactive sweep).
+    for lo in range(0, redecided, step):
+        batch = decisions_batch(lo, min(redecided, lo + step), redecided=True)
+        commit_once(lake, "decisions", batch, app_id=f"bench/redecided/{lo}")
     log(f"wrote {rows + redecided:,} decision rows in {time.perf_counter() - t:.1f} s")
     pack = load_default_pack()
     commit_once(

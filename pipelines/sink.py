@@ -43,7 +43,16 @@ def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     for f in schema:
         if f.name not in data.column_names and f.nullable:
             data = data.append_column(f.name, pa.nulls(data.num_rows, f.type))
-    return data.select(schema.names).cast(schema)
+    data = data.select(schema.names)
+    # Strings may stay 64-bit-offset (polars hands over large_string): Delta stores both as
+    # ``string``, and casting them down copies every value for nothing.
+    fields = [
+        f.with_type(pa.large_string())
+        if f.type == pa.string() and data.schema.field(f.name).type == pa.large_string()
+        else f
+        for f in schema
+    ]
+    return data.cast(pa.schema(fields, metadata=schema.metadata))
 
 
 class SeenKeys:
@@ -58,6 +67,9 @@ class SeenKeys:
         backfill plans against it). Only files committed after it are read, so the cost and
         memory follow what other writers did meanwhile, not the size of the table. Without
         it the first refresh reads the key columns of the whole table.
+    scope: a row filter on the keys worth reading (a sweep task's id span): row groups of other
+        writers' files outside it are pruned by their statistics.
+    own_run: the caller's run id; commits carrying it (the job's own, disjoint chunks) are not read.
     """
 
     def __init__(
@@ -67,8 +79,10 @@ class SeenKeys:
         *,
         since_version: int | None = None,
         scope: pl.Expr | None = None,
+        own_run: str | None = None,
     ) -> None:
         self.key = key
+        self.own_run = own_run
         self.where = dict(where or {})
         self.scope = scope
         self._version = since_version
@@ -97,7 +111,11 @@ class SeenKeys:
         current = dt.version()
         if self._version is not None and current <= self._version:
             return
-        added = added_files(dt.table_uri, self._version, current) if self._version is not None else None
+        added = (
+            added_files(dt.table_uri, self._version, current, skip_run=self.own_run)
+            if self._version is not None
+            else None
+        )
         if added is None:  # no base version, or its log is gone: diff the file lists instead
             files = set(dt.file_uris())
             self._read(sorted(files - self._files))

@@ -61,7 +61,8 @@ def _cell_keys(dims: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _hash_of(columns: Sequence[str]) -> pl.Expr:
+def hash_of(columns: Sequence[str]) -> pl.Expr:
+    """A 64-bit hash of ``columns`` (XOR of per-column hashes)."""
     key: pl.Expr = pl.lit(0, dtype=pl.UInt64)
     for i, c in enumerate(columns):
         key = key ^ pl.col(c).hash(seed=1000 + i)
@@ -71,7 +72,7 @@ def _hash_of(columns: Sequence[str]) -> pl.Expr:
 def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
     keys = _cell_keys(dims)
     grouped = (
-        current.select(_hash_of(keys).alias("__g"))
+        current.select(hash_of(keys).alias("__g"))
         .with_row_index("__row")
         .group_by("__g")
         .agg(pl.len().alias("n"), pl.col("__row").first())
@@ -103,7 +104,7 @@ def quantiles_of(
     # One sort by a 64-bit key of (market, dims) makes each market × dims a contiguous slice
     # of two float arrays: no per-group Python objects.
     narrow = current.select(
-        _hash_of(["market", *dims]).alias("__m"), "market", *dims,
+        hash_of(["market", *dims]).alias("__m"), "market", *dims,
         pl.col("score").cast(pl.Float64).alias("s"), hours.alias("h"),
     ).sort("__m")  # fmt: skip
     bounds = narrow.group_by("__m", maintain_order=True).agg(pl.len().alias("__len"), pl.col("market", *dims).first())

@@ -53,8 +53,8 @@ def _hash_key(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.with_columns((pl.col("__i") ^ pl.col("market").hash(seed=17)).alias("__k"))
 
 
-def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFrame:
-    """Current decision per key among rows decided before ``before``, in memory.
+def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl.DataFrame:
+    """Current decision per key among rows decided before ``before`` (None: every row), in memory.
 
     One scan of the (narrow) columns; repeated keys are found by sorting the 64-bit key
     hashes, so most keys, which have a single row, pass straight through and only repeated
@@ -65,7 +65,8 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime) -> pl.DataFr
     instead of strings. Stratum labels (:func:`with_strata`) are added to small frames only:
     on 10 million rows they cost more than the whole aggregation.
     """
-    rows = _hash_key(decisions.filter(pl.col("decided_at") < before)).collect()
+    # before=None: the caller's rows are already those decided in the period (no copying filter).
+    rows = _hash_key(decisions if before is None else decisions.filter(pl.col("decided_at") < before)).collect()
     ordered = rows["__k"].sort()
     repeated = ordered.filter(ordered == ordered.shift(1)).unique()
     band = band_code(pl.col("score"), pl.col("source")).alias("__band")

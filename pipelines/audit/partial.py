@@ -64,7 +64,9 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         out.decided_letters.append(
             rows.filter(pl.col("content_id").is_in(a.letter_ids.implode())).select("content_id").unique()
         )
-    frame = current_decisions(rows.lazy(), before=a.before)
+    # The reader already keeps rows decided in the period: skip the copying filter when so.
+    late = rows.height and rows["decided_at"].max() >= a.before  # type: ignore[operator]
+    frame = current_decisions(rows.lazy(), before=a.before if late else None)
     del rows
     if a.start is not None:
         frame = frame.filter(pl.col("decided_at") >= a.start)
