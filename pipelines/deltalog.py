@@ -46,6 +46,8 @@ class Commit:
     operation: str
     adds: tuple[FileAction, ...]
     removes: tuple[FileAction, ...]
+    info: dict[str, str] = field(default_factory=dict)
+    """The commit's string-valued commitInfo fields (a writer's custom metadata: job, run_id...)."""
 
     @property
     def rewrites_data(self) -> bool:
@@ -96,7 +98,7 @@ def read_commit(table_uri: str, version: int) -> Commit | None:
         if isinstance(exc, FileNotFoundError) or "not found" in str(exc).lower() or "No such file" in str(exc):
             return None
         raise
-    adds, removes, operation = [], [], ""
+    adds, removes, operation, info = [], [], "", {}
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -107,7 +109,8 @@ def read_commit(table_uri: str, version: int) -> Commit | None:
             removes.append(_action(action["remove"], version))
         elif "commitInfo" in action:
             operation = str(action["commitInfo"].get("operation", ""))
-    return Commit(version=version, operation=operation, adds=tuple(adds), removes=tuple(removes))
+            info = {k: v for k, v in action["commitInfo"].items() if isinstance(v, str)}
+    return Commit(version=version, operation=operation, adds=tuple(adds), removes=tuple(removes), info=info)
 
 
 def commits(table_uri: str, after: int, upto: int) -> Iterator[Commit | None]:
@@ -116,11 +119,12 @@ def commits(table_uri: str, after: int, upto: int) -> Iterator[Commit | None]:
         yield read_commit(table_uri, version)
 
 
-def added_files(table_uri: str, after: int, upto: int) -> list[FileAction] | None:
+def added_files(table_uri: str, after: int, upto: int, *, skip_run: str | None = None) -> list[FileAction] | None:
     """Data files added in versions ``(after, upto]`` that are still in the table at ``upto``.
 
     For the sink's key checks: what other writers committed since a snapshot we checked. None
-    when a version's JSON is gone.
+    when a version's JSON is gone. ``skip_run``: leave out the files of commits whose
+    ``run_id`` metadata is this run (a job's own commits).
     """
     live: dict[str, FileAction] = {}
     for commit in commits(table_uri, after, upto):
@@ -128,6 +132,8 @@ def added_files(table_uri: str, after: int, upto: int) -> list[FileAction] | Non
             return None
         for r in commit.removes:
             live.pop(r.path, None)
+        if skip_run is not None and commit.info.get("run_id") == skip_run:
+            continue
         for a in commit.adds:
             live[a.path] = a
     return list(live.values())

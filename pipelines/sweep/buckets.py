@@ -144,6 +144,8 @@ def _commit(job: BucketJob, bucket: int, chunked: pl.DataFrame) -> int:
         # Only rows in this bucket's id span can collide with its rows: other buckets' commits
         # are pruned by their row-group statistics instead of read.
         scope=pl.col("content_id").is_between(pl.lit(ids.min()), pl.lit(ids.max())) if ids.null_count() == 0 else None,
+        # This run's own commits hold other keys (buckets and chunks are disjoint): not read.
+        own_run=job.run_id,
     )
     written = 0
     for (chunk,), part in sorted(chunked.partition_by("chunk_id", as_dict=True).items()):
