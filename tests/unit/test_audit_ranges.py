@@ -70,3 +70,29 @@ def test_every_row_lands_in_exactly_one_partition_whatever_the_layout(tmp_path: 
     assert owners.group_by("content_id").len()["len"].max() == 1
     # Clustered appends are cut into ranges; shuffled ids take the hash shuffle.
     assert (plan_ranges([[(r,) for r in pinned.ranges]], 3) is not None) == clustered
+
+
+def test_compact_cluster_turns_random_ids_into_id_ranges(tmp_path: Path) -> None:
+    """A table of random ids takes the shuffle; `compact --cluster` makes it readable by range, same rows."""
+    from pipelines.compact import compact
+    from pipelines.lake import open_lake
+
+    lake = open_lake(str(tmp_path / "lake"))
+    rng = np.random.default_rng(5)
+    ids = np.array([f"{rng.integers(0, 16**12):012x}" for _ in range(6000)])
+    for part in np.array_split(ids, 6):
+        frame = pl.DataFrame({"content_id": part, "locator": [f"x#{i}" for i in part]})
+        write_deltalake(lake.path("dead_letters"), frame.to_arrow(), mode="append")
+    uri = lake.path("dead_letters")
+    before = pinned_files(uri, DeltaTable(uri).version())
+    assert plan_ranges([[(r,) for r in before.ranges]], 3) is None
+    [done] = compact(lake, ("dead_letters",), cluster=True, cluster_rows=1000)
+    assert done.version is not None
+    after = pinned_files(uri, done.version)
+    plan = plan_ranges([[(r,) for r in after.ranges]], 3)
+    assert plan is not None and plan.amplification <= 1.5
+    assert (
+        pl.read_delta(uri)
+        .sort("content_id")
+        .equals(pl.read_delta(uri, version=before.version).select(pl.read_delta(uri).columns).sort("content_id"))
+    )
