@@ -43,6 +43,23 @@ def add_lake(parser: argparse.ArgumentParser, *, help: str = "lake root: a folde
     )
 
 
+def add_ray_address(parser: argparse.ArgumentParser) -> None:
+    """``--ray-address`` for commands whose passes run on Ray tasks when the tables are large."""
+    parser.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        help="Ray cluster for the passes over large tables: HOST:PORT, auto, or local (start one here); "
+        "default: $RAY_ADDRESS, else a running `ray start` cluster, else in this process",
+    )
+
+
+def use_ray_address(args: argparse.Namespace) -> None:
+    """Make ``--ray-address`` the address every Ray pass of this command joins."""
+    if getattr(args, "ray_address", None):
+        os.environ["RAY_ADDRESS"] = args.ray_address
+
+
 def lake_from_args(args: argparse.Namespace, *, create: bool = True, tracking: bool = False) -> Lake:
     """The lake of ``--lake`` / ``--tracking-uri``.
 

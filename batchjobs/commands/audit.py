@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from batchjobs.commands._common import add_lake, lake_from_args, timestamp
+from batchjobs.commands._common import add_lake, add_ray_address, lake_from_args, timestamp, use_ray_address
 from pipelines.audit import AuditConfig, run_audit
 from pipelines.audit.config import BREAKDOWNS
 from pipelines.errors import BadInputError
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "audit", help="compliance report per region × policy (Parquet, JSON, HTML, DSA statements of reasons)"
     )
     add_lake(p)
+    add_ray_address(p)
     p.add_argument("--out", help="output folder (default: LAKE/reports/audit-<from>-<to>/)")
     p.add_argument("--from", dest="start", type=timestamp, help="period start, by decided_at (UTC, inclusive)")
     p.add_argument(
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    use_ray_address(args)
     lake = lake_from_args(args, create=False)
     if not table_exists(lake.path("decisions")):
         raise BadInputError(f"no decisions table at {lake.path('decisions')}: run `batchjobs backfill` first")

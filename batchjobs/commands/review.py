@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from batchjobs.commands._common import add_lake, lake_from_args, positive_int, timestamp
+from batchjobs.commands._common import (
+    add_lake,
+    add_ray_address,
+    lake_from_args,
+    positive_int,
+    timestamp,
+    use_ray_address,
+)
 from pipelines.audit import SampleConfig, ingest_labels_csv, ingest_labels_from_ground_truth, sample_for_review
 from pipelines.errors import BadConfigError
 
@@ -16,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = inner.add_parser("sample", help="draw a stratified sample into review_samples")
     add_lake(s)
+    add_ray_address(s)
     s.add_argument("--per-stratum", type=positive_int, required=True, help="units per stratum (high scores get more)")
     s.add_argument("--seed", type=int, default=0, help="draw seed (default 0)")
     s.add_argument("--oversample", type=positive_int, default=2, help="allocation factor of high/changed strata")
@@ -36,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    use_ray_address(args)
     config = SampleConfig(
         lake=lake_from_args(args, create=False),
         per_stratum=args.per_stratum,

@@ -6,13 +6,22 @@ import argparse
 
 import polars as pl
 
-from batchjobs.commands._common import add_lake, lake_from_args, positive_int, require, timestamp
+from batchjobs.commands._common import (
+    add_lake,
+    add_ray_address,
+    lake_from_args,
+    positive_int,
+    require,
+    timestamp,
+    use_ray_address,
+)
 from pipelines.sweep import SweepConfig, run_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="re-decide the backlog under a new policy pack from stored scores (no GPU)")
     add_lake(p)
+    add_ray_address(p)
     p.add_argument("--policy", help="the new policy pack (file or bundled name, e.g. election-eu)")
     p.add_argument(
         "--hashes",
@@ -54,6 +63,7 @@ def run_hashes(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    use_ray_address(args)
     if args.hashes is not None:
         return run_hashes(args)
     require(args.policy is not None, "--policy is required (or --hashes BANK to re-match a hash bank)")

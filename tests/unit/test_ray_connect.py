@@ -133,3 +133,28 @@ def test_a_dead_recorded_cluster_ends_a_real_process_within_the_timeout(tmp_path
     assert time.monotonic() - t0 < 30
     assert address in proc.stdout and "--ray-address local" in proc.stdout
     assert "Failed to connect to GCS" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["audit", "--lake", "L", "--ray-address", "local"],
+        ["sweep", "--lake", "L", "--policy", "p", "--ray-address", "local"],
+        ["review", "sample", "--lake", "L", "--per-stratum", "3", "--ray-address", "local"],
+    ],
+)
+def test_pass_commands_take_ray_address_as_the_dead_cluster_message_says(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-line dead-cluster error tells users to pass --ray-address local: every command with Ray
+    passes accepts it and makes it the address its passes join."""
+    from batchjobs.cli import build_parser
+    from batchjobs.commands._common import use_ray_address
+
+    args = build_parser().parse_args(argv)
+    assert args.ray_address == "local"
+    monkeypatch.setenv("RAY_ADDRESS", "unset-at-teardown")  # the command's setting must not leak
+    use_ray_address(args)
+    assert os.environ["RAY_ADDRESS"] == "local"
+    assert ray_connect.resolve_address(None) == (None, "RAY_ADDRESS=local")
+    assert "--ray-address local" in ray_connect._WHAT_TO_DO
