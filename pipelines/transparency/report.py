@@ -214,6 +214,10 @@ def _estimate(f: Figures, system: str | None, language: str | None, metric: str)
     cond = pl.col("system") == system
     cond = cond & (pl.col("language").is_null() if language is None else pl.col("language") == language)
     hit = f.accuracy.filter(cond)
+    if hit.height and hit[metric][0] is None and metric == "recall" and system.startswith("hash"):
+        # A bank decides only what it matches: known material missing from its lists never gets a
+        # decision, so its recall cannot come from the decisions' review sample.
+        return None, f"System {system}: recall not estimable (a hash list decides only the material it lists)."
     if hit.height == 0 or hit[metric][0] is None:
         return None, f"System {system}: not estimable (no labelled review unit in the period)."
     r = hit.row(0, named=True)

@@ -195,3 +195,27 @@ def test_the_template_check_catches_reordered_missing_and_extra_rows() -> None:
     extra.insert(1, list(extra[0]))  # a count row repeated: not a marked expansion
     with pytest.raises(AssertionError):
         _collapse([list(r) for r in p8.rows], extra, p8.stem)
+
+
+def test_hash_system_recall_says_why_it_is_not_estimable() -> None:
+    """A bank decides only what it lists: its null recall is explained as such, not as missing labels."""
+    from dataclasses import replace as dc_replace
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from pipelines.transparency.figures import Figures
+    from pipelines.transparency.report import _estimate
+
+    acc = pl.DataFrame(
+        {"system": ["hash_match:known_terror", "model:starter"], "language": [None, None], "recall": [None, None]},
+        schema={"system": pl.String, "language": pl.String, "recall": pl.Float64},
+    )
+    f = Figures(
+        period=None, pins={}, packs={}, measures=pl.DataFrame(), complaints=pl.DataFrame(), accuracy=acc,  # type: ignore[arg-type]
+        policies=pl.DataFrame(), visibilities=frozenset(), systems=(), sample_run=None, pin_time=datetime.now(UTC),
+    )  # fmt: skip
+    value, note = _estimate(f, "hash_match:known_terror", None, "recall")
+    assert value is None and note is not None and "decides only the material it lists" in note
+    value, note = _estimate(dc_replace(f), "model:starter", None, "recall")
+    assert value is None and note is not None and "no labelled review unit" in note
