@@ -190,6 +190,7 @@ def map_reduce(
     use_ray: bool | None = None,
     buckets: int | None = None,
     pass_bucket: bool = False,
+    combine: Callable[[list[Any]], Any] | None = None,
 ) -> Iterator[Any]:
     """Apply ``fn(rows_of_table_1, ..., *args)`` to every bucket; yields the partials in bucket order.
 
@@ -198,6 +199,11 @@ def map_reduce(
     ``specs``: one table or several read side by side (every table split by the same hash of
     content_id, so a bucket gets the same ids from each). Partials are yielded one at a time
     (on Ray, fetched one at a time), so the driver folds them without holding them all.
+
+    ``combine``: merge a list of partials into one (associative, in the order given). The
+    partials are then merged in a tree of fan-in :data:`FAN_IN` (as Ray tasks on Ray) and only
+    the root is yielded: the driver fetches one result whatever the number of partitions.
+    The tree's shape depends only on the partition count, so Ray and local runs merge alike.
     """
     specs = (specs,) if isinstance(specs, ReadSpec) else tuple(specs)
     rows = sum(s.pinned.total_rows for s in specs)
@@ -205,15 +211,75 @@ def map_reduce(
     if use_ray is None:
         use_ray = use_ray_for(rows)
     plan = plan_ranges([_pieces(s.pinned, rows // n) for s in specs], n) if n > 1 else None
-    if plan is not None:
-        yield from _by_range(specs, plan, fn, args, use_ray, pass_bucket)
-        return
     if not use_ray:
-        for b in range(n):
-            tables = [read_files(s, 0, len(s.pinned.files), bucket=(b, n)) for s in specs]
-            yield _reduce(fn, args, b if pass_bucket else None, (1,) * len(tables), *tables)
+        if plan is not None:
+            parts: Iterator[Any] = (_range_task(specs, plan, r, fn, args, pass_bucket) for r in range(plan.n))
+        else:
+            parts = (
+                _reduce(
+                    fn,
+                    args,
+                    b if pass_bucket else None,
+                    (1,) * len(specs),
+                    *[read_files(s, 0, len(s.pinned.files), bucket=(b, n)) for s in specs],
+                )
+                for b in range(n)
+            )
+        yield from (parts if combine is None else [_tree_local(parts, combine)])
         return
-    yield from _on_ray(specs, fn, args, n, pass_bucket)
+    refs = (
+        _by_range(specs, plan, fn, args, pass_bucket) if plan is not None else _on_ray(specs, fn, args, n, pass_bucket)
+    )
+    if combine is not None:
+        refs = _tree_on_ray(refs, combine)
+    for i in range(len(refs)):
+        # Drop each result's reference once fetched: the object store frees it.
+        ref, refs[i] = refs[i], None
+        part = ray_get(ref)
+        del ref
+        yield part
+
+
+FAN_IN = 8
+"""Partials merged per task of a ``combine`` tree: a merge task holds at most this many."""
+
+
+def _tree_local(parts: Iterator[Any], combine: Callable[[list[Any]], Any]) -> Any:
+    level: list[Any] = []
+    buffer: list[Any] = []
+    for part in parts:
+        buffer.append(part)
+        if len(buffer) == FAN_IN:
+            level.append(combine(buffer))
+            buffer = []
+    if buffer or not level:
+        level.append(combine(buffer))
+    while len(level) > 1:
+        level = [combine(level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
+    return level[0]
+
+
+def _merge(combine: Callable[[list[Any]], Any], *parts: Any) -> Any:
+    return combine(list(parts))
+
+
+def _tree_on_ray(refs: list[Any], combine: Callable[[list[Any]], Any]) -> list[Any]:
+    """Merge ``refs`` in a tree of Ray tasks, level by level; returns one reference (the root)."""
+    import ray
+
+    merge = ray.remote(max_retries=3)(_merge)
+    level = refs
+    while True:
+        # A leaf level of at most FAN_IN partials is still merged once, like _tree_local.
+        level = [merge.remote(combine, *level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
+        if len(level) == 1:
+            return level
+
+
+def ray_get(ref: Any) -> Any:
+    import ray
+
+    return ray.get(ref)
 
 
 def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]:
@@ -241,14 +307,9 @@ def _by_range(
     plan: RangePlan,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
-    use_ray: bool,
     pass_bucket: bool,
-) -> Iterator[Any]:
-    """Every range of ``plan``: in this process one after the other, or as Ray tasks (no shuffle)."""
-    if not use_ray:
-        for r in range(plan.n):
-            yield _range_task(specs, plan, r, fn, args, pass_bucket)
-        return
+) -> list[Any]:
+    """One Ray task per range of ``plan`` (no shuffle); returns their result references in order."""
     import ray
 
     from pipelines.ray_connect import connect
@@ -256,17 +317,14 @@ def _by_range(
     connect(None)
     task = ray.remote(max_retries=3)(_range_task)
     ref_specs, ref_plan, ref_args = ray.put(specs), ray.put(plan), ray.put(args)
-    pending: list[Any] = [task.remote(ref_specs, ref_plan, r, fn, ref_args, pass_bucket) for r in range(plan.n)]
-    for i in range(len(pending)):
-        ref, pending[i] = pending[i], None
-        part = ray.get(ref)
-        del ref
-        yield part
+    return [task.remote(ref_specs, ref_plan, r, fn, ref_args, pass_bucket) for r in range(plan.n)]
 
 
 def _on_ray(
     specs: tuple[ReadSpec, ...], fn: Callable[..., Any], args: tuple[Any, ...], n: int, pass_bucket: bool
-) -> Iterator[Any]:
+) -> list[Any]:
+    """Map tasks split file groups by hash bucket; one reduce task per bucket; returns the reduce
+    tasks' result references in bucket order."""
     import ray
 
     from pipelines.ray_connect import connect
@@ -289,13 +347,7 @@ def _on_ray(
         for b in range(n)
     ]
     del per_table
-    for i in range(len(reduces)):
-        # Drop each result's reference once fetched: the object store frees it, and the pages of
-        # it the driver mapped stop counting in the driver's memory.
-        ref, reduces[i] = reduces[i], None
-        part = ray.get(ref)
-        del ref
-        yield part
+    return reduces
 
 
 def concat(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:

@@ -24,6 +24,9 @@ _DECISION_COLUMNS = (
     "content_id", "market", "policy_id", "policy_version", "action", "model_name", "model_version", "decided_at",
     "run_id", "source",
 )  # fmt: skip
+PASS2_ROWS = 1_000_000
+"""Decision + score rows of the re-decided policies per pass-2 partition: the partition also
+commits them, so it stays smaller than a pass-1 partition (about 1 GiB of worker memory here)."""
 ITEM_COLUMNS = ("created_at", "region", "markets", "language", "content_type", "content_sha256")
 
 
@@ -232,7 +235,9 @@ def _redecide(
     )
     # Only the re-decided policies' rows are read (the filters): size the partitions by them.
     share = len(plan.policies) / max(1, len(plan.old_pack.policy_ids))
-    n = config.buckets or n_buckets_for(decisions.pinned.total_rows + scores.pinned.total_rows, share=share)
+    n = config.buckets or n_buckets_for(
+        decisions.pinned.total_rows + scores.pinned.total_rows, share=share, bucket_rows=PASS2_ROWS
+    )
     parts = (
         map_reduce(
             (decisions, scores), sweep_bucket, (bucket_job,), use_ray=config.use_ray, buckets=n, pass_bucket=True
