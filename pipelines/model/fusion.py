@@ -13,7 +13,7 @@ or when the kernels package is absent. One sigmoid head per policy head reads [C
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -102,19 +102,29 @@ class FusionHead(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, n_outputs)
         nn.init.normal_(self.cls, std=0.02)
-        self.probe = LinearProbe(cfg.text_dim, cfg.image_dim, n_outputs) if cfg.probe_weight > 0 else None
+        self.probe = (
+            LinearProbe(cfg.text_dim, cfg.image_dim, n_outputs, cfg.probe_languages) if cfg.probe_weight > 0 else None
+        )
 
-    def forward(self, text: list[torch.Tensor], images: list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, text: list[torch.Tensor], images: list[torch.Tensor], languages: Sequence[str | None] | None = None
+    ) -> torch.Tensor:
         """Logits ``[n_items, n_outputs]``: the transformer's, mixed with the probe's when there is one.
 
         text[i]: ``[t_i, text_dim]`` (mean token first, then segments; t_i may be 0).
         images[i]: ``[m_i * grid_tokens, image_dim]`` (images in order; m_i may be 0).
+        languages[i]: the item's language code (its text tokens are centred by it), or None.
         """
+        text = self.centre(text, languages)
         logits = self.transformer_logits(text, images)
         if self.probe is None:
             return logits
         w = self.cfg.probe_weight
         return (1 - w) * logits + w * self.probe(text, images).to(logits.dtype)
+
+    def centre(self, text: list[torch.Tensor], languages: Sequence[str | None] | None) -> list[torch.Tensor]:
+        """Text tokens minus their item's language offset (fitted with the probe; none without one)."""
+        return text if self.probe is None else self.probe.centre_tokens(text, languages)
 
     def transformer_parameters(self) -> list[nn.Parameter]:
         """What :func:`~pipelines.model.train.fit_fusion` trains (everything but the probe)."""

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from pipelines.heads import DEFAULT_HEADS
 from pipelines.model.batching import PaddingStats, pack_by_tokens
 from pipelines.model.fusion import FusionHead
 from pipelines.model.interface import PreparedBatch, Preprocessor, ScoringModel
+from pipelines.model.probe import LinearProbe
 from pipelines.model.starter_config import SENTENCE_TOWER_DIR, TEXT_TOWER_DIR, StarterConfig, StarterPreprocessor
 from pipelines.model.towers import (
     attention_implementation,
@@ -235,13 +237,26 @@ class StarterModel(ScoringModel):
         return text, images
 
     @torch.inference_mode()
-    def score_features(self, text: list[torch.Tensor], images: list[torch.Tensor]) -> np.ndarray:
-        """Scores from (cached) tower outputs: ``[n, len(heads)]`` float32 in [0, 1]."""
+    def score_features(
+        self, text: list[torch.Tensor], images: list[torch.Tensor], languages: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """Scores from (cached) tower outputs: ``[n, len(heads)]`` float32 in [0, 1].
+
+        ``languages``: each row's language code (the probe centres text by it), None if unknown.
+        """
         if not text:
             return np.zeros((0, len(self.heads)), dtype=np.float32)
         self.fusion.eval()
-        logits = self.fusion([t.float() for t in text], [im.float() for im in images])
+        logits = self.fusion([t.float() for t in text], [im.float() for im in images], languages)
         return torch.sigmoid(logits).float().cpu().numpy()
+
+    def set_probe_languages(self, languages: Sequence[str]) -> None:
+        """Give the (not yet fitted) probe one text offset per language; recorded in the config."""
+        fusion_cfg = replace(self.cfg.fusion, probe_languages=tuple(languages))
+        self.cfg = replace(self.cfg, fusion=fusion_cfg)
+        self.fusion.cfg = fusion_cfg
+        if self.fusion.probe is not None:
+            self.fusion.probe = LinearProbe(fusion_cfg.text_dim, fusion_cfg.image_dim, len(self.heads), languages)
 
     def score(self, prepared: PreparedBatch) -> np.ndarray:
         if len(prepared) == 0:
@@ -250,7 +265,7 @@ class StarterModel(ScoringModel):
         # accumulates in fp32); the CPU path stays fp32, which the GPU scores are checked against.
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
         with ctx:
-            return self.score_features(*self.encode_towers(prepared))
+            return self.score_features(*self.encode_towers(prepared), prepared.columns.get("language"))
 
     def tower_digest(self) -> str:
         """Identifies the frozen towers and their inputs (keys the training feature cache)."""

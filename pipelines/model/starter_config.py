@@ -32,6 +32,8 @@ class FusionConfig:
     dropout: training only.
     probe_weight: share of a linear probe on the pooled vectors in the logits
         (``(1 - w) * transformer + w * probe``, see :mod:`pipelines.model.probe`); 0: no probe.
+    probe_languages: language codes whose text offset the probe subtracts (set by training
+        from its rows' languages; an item in any other language is not shifted).
     """
 
     text_dim: int = 384
@@ -44,8 +46,14 @@ class FusionConfig:
     grid_tokens: int = 4
     dropout: float = 0.1
     probe_weight: float = 0.85
+    probe_languages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "probe_languages", tuple(self.probe_languages))
+        if len(set(self.probe_languages)) != len(self.probe_languages) or not all(
+            isinstance(code, str) and 0 < len(code) <= 35 for code in self.probe_languages
+        ):
+            raise ValueError(f"probe_languages must be unique codes of 1 to 35 characters, got {self.probe_languages}")
         if not 0.0 <= self.probe_weight < 1.0:
             raise ValueError(f"probe_weight must be in [0, 1), got {self.probe_weight}")
         if self.d_model % self.n_heads:
@@ -181,7 +189,8 @@ class StarterPreprocessor(Preprocessor):
 
     def __call__(self, rows: dict[str, list[Any]]) -> PreparedBatch:
         index: list[int] = []
-        cols: dict[str, list[Any]] = {"input_ids": [], "window_lens": [], "pixels": [], "n_images": []}
+        cols: dict[str, list[Any]] = {"input_ids": [], "window_lens": [], "pixels": [], "n_images": [], "language": []}
+        languages = rows.get("language")
         if self.cfg.sentence_vector:
             cols["sentence_ids"] = []
         n_tokens: list[int] = []
@@ -197,6 +206,8 @@ class StarterPreprocessor(Preprocessor):
             cols["window_lens"].append([len(w) for w in wins])
             cols["pixels"].append(np.stack(row.images).tobytes() if row.images else b"")
             cols["n_images"].append(len(row.images))
+            lang = languages[i] if languages is not None else None
+            cols["language"].append(str(lang) if lang else None)
             if self.cfg.sentence_vector:
                 cols["sentence_ids"].append(self.sentence_ids(row.text) if wins else [])
             n_tokens.append(sum(len(w) for w in wins) + grid_tokens * len(row.images))

@@ -354,26 +354,51 @@ def _batch(feats: Features, rows: list[int]) -> tuple[list[Any], list[Any]]:
     return [torch.from_numpy(t).float() for t, _ in pairs], [torch.from_numpy(m).float() for _, m in pairs]
 
 
-def fit_probe(model: Any, feats: Features, rows: list[int], y: np.ndarray, known: np.ndarray, cfg: TrainConfig) -> None:
-    """Fit ``model.fusion.probe`` (if the model has one) on the pooled vectors of ``rows``."""
+def fit_probe(
+    model: Any,
+    feats: Features,
+    rows: list[int],
+    y: np.ndarray,
+    known: np.ndarray,
+    cfg: TrainConfig,
+    languages: list[str | None] | None = None,
+) -> None:
+    """Fit ``model.fusion.probe`` (if the model has one) on the pooled vectors of ``rows``.
+
+    ``languages``: the language of each of ``rows`` (None: unknown); every language with a
+    training text gets a text offset in the probe (see :mod:`pipelines.model.probe`).
+    """
     import torch
 
     from pipelines.model.probe import fit_probe as fit
+    from pipelines.model.probe import language_index
 
-    probe = model.fusion.probe
-    if probe is None:
+    if model.fusion.probe is None:
         return
+    if languages is not None:
+        with_text = {lang for lang, r in zip(languages, rows, strict=True) if lang and feats.row(r)[0].shape[0]}
+        model.set_probe_languages(sorted(with_text))
+    probe = model.fusion.probe
     with torch.no_grad():
         pooled = torch.cat([probe.pooled(*_batch(feats, rows[s : s + 1024])) for s in range(0, len(rows), 1024)])
     yt = torch.from_numpy(y.astype(np.float32))
-    fit(probe, pooled, yt, torch.from_numpy(known.astype(np.float32)), c=cfg.probe_c)
+    lang = language_index(languages, probe.languages, len(rows))
+    fit(probe, pooled, yt, torch.from_numpy(known.astype(np.float32)), c=cfg.probe_c, lang=lang)
 
 
 def fit_fusion(
-    model: Any, feats: Features, rows: list[int], y: np.ndarray, known: np.ndarray, cfg: TrainConfig, progress: Progress
+    model: Any,
+    feats: Features,
+    rows: list[int],
+    y: np.ndarray,
+    known: np.ndarray,
+    cfg: TrainConfig,
+    progress: Progress,
+    languages: list[str | None] | None = None,
 ) -> None:
     """Train ``model.fusion``'s transformer and heads on cached features of ``rows`` (labels ``y``,
-    mask ``known``); its probe, if any, is fitted by :func:`fit_probe` and left alone here."""
+    mask ``known``); its probe, if any, is fitted by :func:`fit_probe` and left alone here.
+    ``languages`` (one per row): text tokens are centred by the probe's language offsets, as in scoring."""
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -400,6 +425,8 @@ def fit_fusion(
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             text, images = _batch(feats, [rows[i] for i in idx])
+            if languages is not None:
+                text = fusion.centre(text, [languages[i] for i in idx])
             logits = fusion.transformer_logits(text, images)
             loss_cells = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, yt[idx], pos_weight=pos_weight, reduction="none"
@@ -415,9 +442,16 @@ def fit_fusion(
     fusion.eval()
 
 
-def predict(model: Any, feats: Features, rows: list[int], batch_size: int = 256) -> np.ndarray:
-    """Scores of cached rows, ``[len(rows), heads]``."""
-    out = [model.score_features(*_batch(feats, rows[s : s + batch_size])) for s in range(0, len(rows), batch_size)]
+def predict(
+    model: Any, feats: Features, rows: list[int], batch_size: int = 256, languages: list[str | None] | None = None
+) -> np.ndarray:
+    """Scores of cached rows, ``[len(rows), heads]`` (``languages``: each row's, as in scoring)."""
+    out = [
+        model.score_features(
+            *_batch(feats, rows[s : s + batch_size]), None if languages is None else languages[s : s + batch_size]
+        )
+        for s in range(0, len(rows), batch_size)
+    ]
     return np.concatenate(out) if out else np.zeros((0, len(model.heads)), np.float32)
 
 
@@ -531,32 +565,45 @@ def train_starter(lake: Lake, cfg: TrainConfig, *, progress: Progress = print) -
     if not train_rows or not held_rows:
         raise BadInputError("no usable rows left after preprocessing (every labelled row was rejected)")
 
+    import polars as pl
+
+    langs_df = _read_delta(lake, "backlog", "languages").filter(pl.col("content_id").is_in(feats.content_ids))
+    lang_of = dict(zip(langs_df["content_id"].to_list(), langs_df["language"].to_list(), strict=False))
+    row_language = [str(lang_of[c]) if lang_of.get(c) else None for c in feats.content_ids]
+
     t0 = time.perf_counter()
     if model.fusion.probe is not None:
         progress(f"train: fitting the linear probe on {len(train_rows)} rows")
-        fit_probe(model, feats, train_rows, train_l.y[train_keep], train_l.known[train_keep], cfg)
+        train_languages = [row_language[r] for r in train_rows]
+        fit_probe(model, feats, train_rows, train_l.y[train_keep], train_l.known[train_keep], cfg, train_languages)
+        centred = model.cfg.fusion.probe_languages
+        progress(f"train: probe text centred per language for {len(centred)} languages ({', '.join(centred)})")
     progress(f"train: fitting fusion + heads for {cfg.epochs} epochs on {len(train_rows)} rows")
-    fit_fusion(model, feats, train_rows, train_l.y[train_keep], train_l.known[train_keep], cfg, progress)
+    fit_fusion(
+        model,
+        feats,
+        train_rows,
+        train_l.y[train_keep],
+        train_l.known[train_keep],
+        cfg,
+        progress,
+        [row_language[r] for r in train_rows],
+    )
     train_seconds = time.perf_counter() - t0
 
-    scores = predict(model, feats, held_rows)
+    scores = predict(model, feats, held_rows, languages=[row_language[r] for r in held_rows])
     held = LabelSet(
         [c for c, k in zip(held_l.content_ids, held_keep, strict=True) if k],
         held_l.y[held_keep],
         held_l.known[held_keep],
         held_l.signal[held_keep],
     )
-    import polars as pl
-
     train = LabelSet(
         [c for c, k in zip(train_l.content_ids, train_keep, strict=True) if k],
         train_l.y[train_keep],
         train_l.known[train_keep],
         train_l.signal[train_keep],
     )
-    wanted = held.content_ids + train.content_ids
-    langs_df = _read_delta(lake, "backlog", "languages").filter(pl.col("content_id").is_in(wanted))
-    lang_of = dict(zip(langs_df["content_id"].to_list(), langs_df["language"].to_list(), strict=False))
     languages = [str(lang_of.get(c) or "und") for c in held.content_ids]
     seen = trained_languages(cfg.heads, train, [str(lang_of.get(c) or "und") for c in train.content_ids])
     metrics, per_language, per_signal, zero_shot = evaluate(

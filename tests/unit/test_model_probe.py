@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from pipelines.model.fusion import FusionHead  # noqa: E402
-from pipelines.model.probe import IMAGE_SCALE, TEXT_SCALE, LinearProbe, fit_probe  # noqa: E402
+from pipelines.model.probe import (  # noqa: E402
+    IMAGE_SCALE,
+    LANGUAGE_PRIOR_ROWS,
+    TEXT_SCALE,
+    LinearProbe,
+    fit_probe,
+    language_index,
+)
 from pipelines.model.starter_config import FusionConfig, StarterConfig  # noqa: E402
 
 
@@ -95,3 +104,70 @@ def test_configs_saved_before_the_probe_load_without_one() -> None:
     assert StarterConfig.from_json(StarterConfig().to_json()).fusion.probe_weight == 0.85
     with pytest.raises(ValueError, match="probe_weight"):
         FusionConfig(probe_weight=1.0)
+
+
+@pytest.mark.parametrize(("n", "t_dim", "counts"), [(90, 5, (60, 7, 1)), (131, 17, (40, 40, 33))])
+def test_language_offsets_are_shrunk_language_means_and_centre_only_known_languages(
+    n: int, t_dim: int, counts: tuple[int, ...]
+) -> None:
+    pooled, y, known = _data(n, t_dim, 3, heads=2, seed=n)
+    rng = np.random.default_rng(n + 1)
+    # Languages 0..k-1 for the first sum(counts) rows, shifted by their own vector; the rest unknown.
+    lang = torch.full((n,), -1, dtype=torch.long)
+    start = 0
+    for i, count in enumerate(counts):
+        lang[start : start + count] = i
+        start += count
+    has_text = pooled[:, :t_dim].ne(0).any(1)
+    shifts = torch.from_numpy(rng.normal(0, 3, (len(counts), t_dim)).astype(np.float32))
+    for i in range(len(counts)):
+        rows = (lang == i) & has_text
+        pooled[rows, :t_dim] += shifts[i]
+    names = [f"l{i}" for i in range(len(counts))]
+    probe = LinearProbe(t_dim, 3, 2, names)
+    fit_probe(probe, pooled, y, known, c=0.3, lang=lang)
+
+    text, lt = pooled[has_text, :t_dim], lang[has_text]
+    glob = text.mean(0)
+    for i in range(len(counts)):
+        rows = text[lt == i]
+        ref = (rows.sum(0) + LANGUAGE_PRIOR_ROWS * glob) / (rows.shape[0] + LANGUAGE_PRIOR_ROWS) - glob
+        torch.testing.assert_close(probe.language_offset[i], ref, atol=1e-5, rtol=1e-5)
+    centred = text - torch.stack([probe.language_offset[i] if i >= 0 else torch.zeros(t_dim) for i in lt.tolist()])
+    torch.testing.assert_close(probe.text_mean, centred.mean(0), atol=1e-5, rtol=1e-5)
+    f = probe.features(pooled, lang)
+    torch.testing.assert_close(f[has_text, :t_dim], (centred - probe.text_mean) / probe.text_std * TEXT_SCALE)
+    assert f[~has_text, :t_dim].abs().sum() == 0
+    # Unknown languages (index -1, a code training never saw, or None) are not shifted.
+    unknown = language_index(["zz", None, "l0"], names, 3)
+    assert unknown.tolist() == [-1, -1, 0]
+    torch.testing.assert_close(probe.features(pooled[:2], unknown[:2]), probe.features(pooled[:2]))
+
+
+def test_fusion_scores_depend_on_language_only_through_the_probe_and_old_weights_load() -> None:
+    torch.manual_seed(1)
+    cfg = FusionConfig(text_dim=6, image_dim=4, d_model=16, n_heads=2, d_ff=16, probe_languages=("de", "en"))
+    fusion = FusionHead(cfg, 2).eval()
+    assert fusion.probe is not None and fusion.probe.languages == ("de", "en")
+    with torch.no_grad():
+        fusion.probe.linear.weight.normal_()
+        fusion.probe.language_offset.normal_()
+    text = [torch.randn(2, 6), torch.randn(1, 6), torch.zeros(0, 6)]
+    images = [torch.zeros(0, 4), torch.rand(4, 4), torch.rand(4, 4)]
+    with torch.inference_mode():
+        none = fusion(text, images)
+        de = fusion(text, images, ["de", "de", "de"])
+        other = fusion(text, images, ["xx", None, "en"])
+    assert not torch.allclose(none[:2], de[:2])
+    torch.testing.assert_close(none[:2], other[:2])  # unseen code and None: no shift
+    torch.testing.assert_close(none[2], de[2])  # no text, nothing to centre
+    assert fusion.state_dict()["probe.language_offset"].shape == (2, 6)
+    # Weights saved before language centring have no offsets: a config without languages loads them.
+    old = FusionHead(FusionConfig(text_dim=6, image_dim=4, d_model=16, n_heads=2, d_ff=16), 2)
+    assert "probe.language_offset" not in old.state_dict()
+    state = {k: v for k, v in fusion.state_dict().items() if k != "probe.language_offset"}
+    old.load_state_dict(state, strict=True)
+    back = StarterConfig.from_json(json.loads(json.dumps(StarterConfig(fusion=cfg).to_json())))
+    assert back.fusion.probe_languages == ("de", "en")
+    with pytest.raises(ValueError, match="probe_languages"):
+        FusionConfig(probe_languages=("en", "en"))

@@ -65,3 +65,28 @@ def test_save_load_round_trip(starter, tmp_path: Path) -> None:  # type: ignore[
     assert not list((tmp_path / "m").rglob("*.pt*")) and not list((tmp_path / "m").rglob("*.bin"))
     loaded = load_model_dir(tmp_path / "m")
     np.testing.assert_array_equal(loaded.score(prepared), starter.score(prepared))
+
+
+def test_probe_language_offsets_score_by_row_language_and_survive_save_load(starter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    save_model(starter, tmp_path / "base")
+    model = load_model_dir(tmp_path / "base")  # a copy: the module's fixture stays as built
+    model.set_probe_languages(["de", "en"])
+    assert model.cfg.fusion.probe_languages == ("de", "en")
+    with torch.no_grad():
+        model.fusion.probe.linear.weight.normal_(generator=torch.Generator().manual_seed(0))
+        model.fusion.probe.language_offset.normal_(generator=torch.Generator().manual_seed(1))
+    pre = model.preprocessor()
+    en, de, unseen = (model.score(pre(batch(GOOD, language=code))) for code in ("en", "de", "xx"))
+    no_language = pre(batch(GOOD))
+    no_language.columns["language"] = [None] * len(no_language)
+    unknown = model.score(no_language)
+    text_rows = [i for i, row in enumerate(GOOD) if row.get("text")]
+    assert not np.allclose(en[text_rows], de[text_rows])
+    np.testing.assert_array_equal(unseen, unknown)  # a language training never saw is not shifted
+    np.testing.assert_array_equal(en[1], unknown[1])  # the image-only row has no text to centre
+    save_model(model, tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["config"]["starter"]["fusion"][
+        "probe_languages"
+    ] == ["de", "en"]
+    loaded = load_model_dir(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score(pre(batch(GOOD, language="de"))), de)
