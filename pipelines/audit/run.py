@@ -203,9 +203,7 @@ def compute(config: AuditConfig, *, statements: bool = True) -> Computed:
     )
     spec = _read_spec(config, pins["decisions"], policies)
     # Partials are merged in a tree (Ray tasks on Ray): the driver receives one, whatever the table.
-    merged = fold(
-        map_reduce(spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, combine=fold)
-    )
+    merged = fold(map_reduce(spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, combine=fold))
     clock.lap("current_decisions")
     agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema))
     clock.lap("aggregate")
