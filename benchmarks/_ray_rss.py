@@ -58,3 +58,16 @@ def worker_peaks_mib() -> list[float]:
             if cmd.startswith(b"ray::") or b"default_worker" in cmd:
                 found.append(peak_rss_mib(child))
     return sorted(found, reverse=True)
+
+
+def start_warm_ray() -> None:
+    """Start a local Ray with one CPU per core and its workers started, as a cluster would have them."""
+    import ray
+
+    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+
+    @ray.remote
+    def _warm() -> int:
+        return os.getpid()
+
+    ray.get([_warm.remote() for _ in range(2 * (os.cpu_count() or 2))])

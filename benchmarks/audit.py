@@ -187,15 +187,9 @@ def floor(lake: Lake) -> float:
 def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
     """In a fresh process: start Ray (as a cluster would have it running), audit, read peak RSS, then the floor."""
     import ray
-    from _ray_rss import peak_rss_mib, worker_peaks_mib
+    from _ray_rss import peak_rss_mib, start_warm_ray, worker_peaks_mib
 
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
-
-    @ray.remote
-    def _warm() -> int:
-        return os.getpid()
-
-    ray.get([_warm.remote() for _ in range(2 * (os.cpu_count() or 2))])
+    start_warm_ray()
     lake = open_lake(str(lake_dir))
     as_of = datetime.now(UTC)
     reports, phases = [], {}

@@ -119,18 +119,12 @@ def floor(lake: object) -> float:
 def measure(lake_dir: Path) -> dict[str, object]:
     """In a fresh process with Ray started and warm (as on a cluster): one sweep, peak RSS, then the floor."""
     import ray
-    from _ray_rss import peak_rss_mib, worker_peaks_mib
+    from _ray_rss import peak_rss_mib, start_warm_ray, worker_peaks_mib
 
     from pipelines.lake import open_lake
     from pipelines.sweep import SweepConfig, run_sweep
 
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
-
-    @ray.remote
-    def _warm() -> int:
-        return os.getpid()
-
-    ray.get([_warm.remote() for _ in range(2 * (os.cpu_count() or 2))])
+    start_warm_ray()
     lake = open_lake(str(lake_dir))
     t0 = time.perf_counter()
     result = run_sweep(SweepConfig(lake=lake, policy="election-eu"))

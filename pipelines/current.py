@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.buckets import hash_columns
 from pipelines.schema import CURRENT_ORDER, DECISION_KEY, SOURCES
 
 KEY: tuple[str, ...] = DECISION_KEY
@@ -71,17 +72,19 @@ def current_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """
     if frame.height == 0:
         return frame
-    hashed: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-    for i, c in enumerate(KEY):
-        hashed = hashed ^ pl.col(c).hash(seed=101 + i)
-    key = frame.select(hashed.alias("k"))["k"]
-    ordered = key.sort()
-    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    key = frame.select(hash_columns(KEY, seed=101).alias("k"))["k"]
+    repeated = repeated_values(key)
     if repeated.len() == 0:
         return frame
     many = key.is_in(repeated.implode())
     resolved = current_decisions(frame.filter(many).lazy()).collect()
     return pl.concat([frame.filter(~many), resolved.select(frame.columns)], how="vertical")
+
+
+def repeated_values(keys: pl.Series) -> pl.Series:
+    """The values occurring more than once in ``keys`` (64-bit key hashes): one sort, no group-by."""
+    ordered = keys.sort()
+    return ordered.filter(ordered == ordered.shift(1)).unique()
 
 
 def is_of_record(source: pl.Expr | None = None) -> pl.Expr:

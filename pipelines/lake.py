@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -70,6 +71,12 @@ class Lake:
             f"--lake {self.root}: MLflow's sqlite store cannot live on an object store; pass --tracking-uri "
             f"(e.g. sqlite:////var/lib/trustbatch/mlflow.db or http://mlflow:5000) or set {TRACKING_URI_ENV}"
         )
+
+    @property
+    def tracking_store_exists(self) -> bool:
+        """False only for a sqlite tracking store whose file is not there yet (a server is assumed up)."""
+        uri = self.mlflow_uri
+        return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).is_file()
 
     @property
     def artifacts_uri(self) -> str:

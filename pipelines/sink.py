@@ -103,7 +103,9 @@ class SeenKeys:
                 frame = frame.filter(expr)
         keys = frame.select(self.key).unique().collect()
         if keys.height:
-            self._keys.append(keys.with_columns(_key_hash(self.key).alias("__h")))
+            from pipelines.buckets import hash_columns
+
+            self._keys.append(keys.with_columns(hash_columns(self.key, seed=211).alias("__h")))
 
     def refresh(self, dt: DeltaTable) -> None:
         from pipelines.deltalog import added_files
@@ -136,8 +138,10 @@ class SeenKeys:
         rows = pl.from_arrow(data)
         assert isinstance(rows, pl.DataFrame)
         seen = self._keys[0]
+        from pipelines.buckets import hash_columns
+
         # A 64-bit hash of the key finds the few candidate rows; only those are compared exactly.
-        hashed = rows.select(_key_hash(self.key).alias("__h"))["__h"]
+        hashed = rows.select(hash_columns(self.key, seed=211).alias("__h"))["__h"]
         candidate = hashed.is_in(seen["__h"].implode())
         if not candidate.any():
             return data
@@ -149,15 +153,6 @@ class SeenKeys:
         )
         drop = pl.Series(range(rows.height)).is_in(exact["__row"].cast(pl.Int64).implode())
         return data.filter(pa.array((~drop).to_arrow()))
-
-
-def _key_hash(key: tuple[str, ...]) -> pl.Expr:
-    import polars as pl
-
-    hashed: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-    for i, c in enumerate(key):
-        hashed = hashed ^ pl.col(c).hash(seed=211 + i)
-    return hashed
 
 
 def commit_once(

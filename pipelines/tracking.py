@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pipelines.lake import Lake
@@ -39,10 +38,9 @@ def prewarm(lake: Lake) -> threading.Thread:
         with contextlib.suppress(Exception):  # job_run raises the real error in the job's thread
             import mlflow  # noqa: F401 - the import is most of the cost
 
-            uri = lake.mlflow_uri
             # A store that does not exist yet is created (and says so on stderr) by job_run, after
             # the job's inputs were checked: a job that fails on bad input prints one line only.
-            if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
+            if lake.tracking_store_exists:
                 _client(lake).get_experiment_by_name("__prewarm__")
 
     thread = threading.Thread(target=warm, name="mlflow-prewarm", daemon=True)

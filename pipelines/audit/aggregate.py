@@ -31,6 +31,7 @@ import polars as pl
 from pipelines import markets as mk
 from pipelines.audit.current import with_strata
 from pipelines.audit.quantiles import exact_quantiles
+from pipelines.buckets import count_by, hash_columns
 from pipelines.current import is_of_record
 from pipelines.schema import ACTIONS
 
@@ -61,24 +62,8 @@ def _cell_keys(dims: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def hash_of(columns: Sequence[str]) -> pl.Expr:
-    """A 64-bit hash of ``columns`` (XOR of per-column hashes)."""
-    key: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-    for i, c in enumerate(columns):
-        key = key ^ pl.col(c).hash(seed=1000 + i)
-    return key
-
-
 def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
-    keys = _cell_keys(dims)
-    grouped = (
-        current.select(hash_of(keys).alias("__g"))
-        .with_row_index("__row")
-        .group_by("__g")
-        .agg(pl.len().alias("n"), pl.col("__row").first())
-    )
-    cells = current.select(keys).gather(grouped["__row"]).with_columns(grouped["n"])
-    return with_strata(cells).drop("region", "__band")
+    return with_strata(count_by(current, _cell_keys(dims), seed=1000)).drop("region", "__band")
 
 
 def _q_row(scores: np.ndarray, hours: np.ndarray) -> dict[str, float | None]:
@@ -104,7 +89,7 @@ def quantiles_of(
     # One sort by a 64-bit key of (market, dims) makes each market × dims a contiguous slice
     # of two float arrays: no per-group Python objects.
     narrow = current.select(
-        hash_of(["market", *dims]).alias("__m"), "market", *dims,
+        hash_columns(["market", *dims], seed=1000).alias("__m"), "market", *dims,
         pl.col("score").cast(pl.Float64).alias("s"), hours.alias("h"),
     ).sort("__m")  # fmt: skip
     bounds = narrow.group_by("__m", maintain_order=True).agg(pl.len().alias("__len"), pl.col("market", *dims).first())

@@ -232,10 +232,12 @@ def map_reduce(
     )
     if combine is not None:
         refs = _tree_on_ray(refs, combine)
+    import ray
+
     for i in range(len(refs)):
         # Drop each result's reference once fetched: the object store frees it.
         ref, refs[i] = refs[i], None
-        part = ray_get(ref)
+        part = ray.get(ref)
         del ref
         yield part
 
@@ -274,12 +276,6 @@ def _tree_on_ray(refs: list[Any], combine: Callable[[list[Any]], Any]) -> list[A
         level = [merge.remote(combine, *level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
         if len(level) == 1:
             return level
-
-
-def ray_get(ref: Any) -> Any:
-    import ray
-
-    return ray.get(ref)
 
 
 def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]:

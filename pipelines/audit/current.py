@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
-from pipelines.current import ORDER, RANK, rank_expr
+from pipelines.current import ORDER, RANK, rank_expr, repeated_values
 from pipelines.errors import BadInputError
 from pipelines.schema import DECISION_KEY
 
@@ -67,8 +67,7 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl
     """
     # before=None: the caller's rows are already those decided in the period (no copying filter).
     rows = _hash_key(decisions if before is None else decisions.filter(pl.col("decided_at") < before)).collect()
-    ordered = rows["__k"].sort()
-    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    repeated = repeated_values(rows["__k"])
     band = band_code(pl.col("score"), pl.col("source")).alias("__band")
     if repeated.len() == 0:
         return rows.with_columns(pl.lit(False).alias("changed"), band).drop("__k")

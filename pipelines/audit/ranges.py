@@ -19,6 +19,7 @@ changes cost only: the filters make every range exact whatever the layout.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -131,9 +132,11 @@ def plan_ranges(tables: Sequence[Sequence[Sequence[FileRange]]], n: int) -> Rang
     return RangePlan(tuple(cuts), tuple(reads), round(amplification, 3))
 
 
+@functools.lru_cache(maxsize=4096)
 def row_groups(uri: str, column: str = "content_id") -> tuple[FileRange, ...] | None:
     """The id range and row count of each row group of the Parquet file ``uri`` (None: unreadable
-    or without statistics; the file is then planned as one piece)."""
+    or without statistics; the file is then planned as one piece). Cached: a Delta data file never
+    changes, and a sweep plans its two passes over the same files."""
     import pyarrow.parquet as pq
 
     from pipelines.storage import is_remote

@@ -274,8 +274,7 @@ def _resolve_registry(uri: str, lake: Lake) -> tuple[str, str, str]:
     from mlflow.exceptions import MlflowException
 
     # A sqlite store that does not exist yet has no models; a server (http://...) is asked below.
-    sqlite = lake.mlflow_uri.startswith("sqlite:///")
-    if sqlite and not Path(lake.mlflow_uri.removeprefix("sqlite:///")).is_file():
+    if not lake.tracking_store_exists:
         raise ModelNotFoundError(
             f"{uri}: no model registry in lake {lake.root} (train one: batchjobs train --lake ...)"
         )

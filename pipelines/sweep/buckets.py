@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from pipelines.buckets import count_by
 from pipelines.current import KEY, current_rows, is_of_record
 from pipelines.lake import Lake
 from pipelines.policy import Pack, decide
@@ -32,20 +33,7 @@ CHUNK_SEED = 0x5EE9
 
 def behind_bucket(decisions: pl.DataFrame) -> pl.DataFrame:
     """Current decisions per (policy_version, model_name, model_version, source): counts."""
-    cols = ["policy_version", "model_name", "model_version"]
-    current = current_rows(decisions)
-    # Group by one 64-bit hash of the three strings, then name each group from one of its rows:
-    # far cheaper than a group-by on the strings themselves at millions of rows.
-    hashed: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-    for i, c in enumerate(cols):
-        hashed = hashed ^ pl.col(c).hash(seed=31 + i)
-    groups = (
-        current.select(hashed.alias("__g"))
-        .with_row_index("__row")
-        .group_by("__g")
-        .agg(pl.len().alias("n"), pl.first("__row"))
-    )
-    return current.select(cols).gather(groups["__row"]).with_columns(groups["n"].cast(pl.UInt32))
+    return count_by(current_rows(decisions), ["policy_version", "model_name", "model_version"])
 
 
 def merge_counts(parts: list[pl.DataFrame]) -> pl.DataFrame:
