@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.buckets import hash_columns
 from pipelines.markets import GROUPS
 
 SEVERITY: dict[str, int] = {"none": 0, "review": 1, "label": 2, "demote": 3, "age_restrict": 4, "remove": 5}
@@ -37,7 +38,7 @@ def pairs(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
 def _group_states(p: pl.DataFrame) -> pl.DataFrame:
     # Most items are decided in one market per policy: their group state is that row as it is.
     # Only items with several markets are reduced to their most severe action per group.
-    unit = (pl.col("content_id").hash(seed=1) ^ pl.col("policy_id").hash(seed=2)).is_duplicated()
+    unit = hash_columns(["content_id", "policy_id"], seed=1).is_duplicated()
     multi = p.select(unit.alias("__m"))["__m"]
     single, several = p.filter(~multi), p.filter(multi)
     sev = {k: v for k, v in SEVERITY.items()}
