@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from pipelines import markets as mk
-from pipelines.audit.current import with_strata
+from pipelines.audit.strata import band_label, region_group
 from pipelines.audit.quantiles import exact_quantiles
 from pipelines.buckets import count_by, hash_columns
 from pipelines.current import is_of_record
@@ -57,13 +57,17 @@ class Aggregates:
 
 
 def _cell_keys(dims: Sequence[str]) -> list[str]:
-    # region and __band, not the stratum labels: labels are added to the (small) cells after.
-    keys = ["market", *dims, "language", "region", "__band", "changed", "action", "automated", "source", *LINEAGE_COLS]
-    return list(dict.fromkeys(keys))
+    # __band, not the band label: labels are added to the (small) cells after.
+    keys = ["market", *dims, "language", "region_group", "__band", "changed", "action", "automated", "source"]
+    return list(dict.fromkeys([*keys, *LINEAGE_COLS]))
 
 
 def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
-    return with_strata(count_by(current, _cell_keys(dims), seed=1000)).drop("region", "__band")
+    # The origin's region group, not the region: the strata need only the group, and cells keyed
+    # by origin region are about ten times as many (each item is shown in markets of other regions).
+    frame = current.with_columns(region_group(pl.col("region")).alias("region_group"))
+    counted = count_by(frame, _cell_keys(dims), seed=1000)
+    return counted.with_columns(band_label(pl.col("__band")).alias("score_band")).drop("__band")
 
 
 def _q_row(scores: np.ndarray, hours: np.ndarray) -> dict[str, float | None]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,7 +190,7 @@ def map_reduce(
     use_ray: bool | None = None,
     buckets: int | None = None,
     pass_bucket: bool = False,
-    combine: Callable[[list[Any]], Any] | None = None,
+    combine: Callable[[Iterable[Any]], Any] | None = None,
 ) -> Iterator[Any]:
     """Apply ``fn(rows_of_table_1, ..., *args)`` to every bucket; yields the partials in bucket order.
 
@@ -200,10 +200,11 @@ def map_reduce(
     content_id, so a bucket gets the same ids from each). Partials are yielded one at a time
     (on Ray, fetched one at a time), so the driver folds them without holding them all.
 
-    ``combine``: merge a list of partials into one (associative, in the order given). The
-    partials are then merged in a tree of fan-in :data:`FAN_IN` (as Ray tasks on Ray) and only
-    the root is yielded: the driver fetches one result whatever the number of partitions.
-    The tree's shape depends only on the partition count, so Ray and local runs merge alike.
+    ``combine``: merge partials into one (associative, in the order given; it may be given an
+    iterator). The partials are then merged in a tree of fan-in :data:`FAN_IN` and only the root
+    is yielded. On Ray the levels below the root are merge tasks on the cluster, and the driver
+    folds the root's (at most FAN_IN) inputs as they arrive, holding one at a time. The tree's
+    shape depends only on the partition count, so Ray and local runs merge alike.
     """
     specs = (specs,) if isinstance(specs, ReadSpec) else tuple(specs)
     rows = sum(s.pinned.total_rows for s in specs)
@@ -230,8 +231,18 @@ def map_reduce(
     refs = (
         _by_range(specs, plan, fn, args, pass_bucket) if plan is not None else _on_ray(specs, fn, args, n, pass_bucket)
     )
-    if combine is not None:
-        refs = _tree_on_ray(refs, combine)
+    if combine is None:
+        yield from _fetch(refs)
+        return
+    # Merge tasks on the cluster while more than FAN_IN partials are left; the driver folds the
+    # last ones itself, in order, as they arrive (one fewer round trip through the object store).
+    while len(refs) > FAN_IN:
+        refs = _merge_level(refs, combine)
+    yield combine(_fetch(refs))
+
+
+def _fetch(refs: list[Any]) -> Iterator[Any]:
+    """The results of ``refs`` in order, fetched one at a time."""
     import ray
 
     for i in range(len(refs)):
@@ -246,7 +257,7 @@ FAN_IN = 8
 """Partials merged per task of a ``combine`` tree: a merge task holds at most this many."""
 
 
-def _tree_local(parts: Iterator[Any], combine: Callable[[list[Any]], Any]) -> Any:
+def _tree_local(parts: Iterator[Any], combine: Callable[[Iterable[Any]], Any]) -> Any:
     level: list[Any] = []
     buffer: list[Any] = []
     for part in parts:
@@ -261,21 +272,16 @@ def _tree_local(parts: Iterator[Any], combine: Callable[[list[Any]], Any]) -> An
     return level[0]
 
 
-def _merge(combine: Callable[[list[Any]], Any], *parts: Any) -> Any:
+def _merge(combine: Callable[[Iterable[Any]], Any], *parts: Any) -> Any:
     return combine(list(parts))
 
 
-def _tree_on_ray(refs: list[Any], combine: Callable[[list[Any]], Any]) -> list[Any]:
-    """Merge ``refs`` in a tree of Ray tasks, level by level; returns one reference (the root)."""
+def _merge_level(refs: list[Any], combine: Callable[[Iterable[Any]], Any]) -> list[Any]:
+    """One level of the merge tree: a Ray task per FAN_IN consecutive partials (in order)."""
     import ray
 
     merge = ray.remote(max_retries=3)(_merge)
-    level = refs
-    while True:
-        # A leaf level of at most FAN_IN partials is still merged once, like _tree_local.
-        level = [merge.remote(combine, *level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
-        if len(level) == 1:
-            return level
+    return [merge.remote(combine, *refs[i : i + FAN_IN]) for i in range(0, len(refs), FAN_IN)]
 
 
 def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]:

@@ -43,7 +43,7 @@ def scan_decisions(pinned: Pinned) -> pl.LazyFrame:
     return pl.scan_delta(pinned.uri, version=pinned.version).select(COLUMNS)
 
 
-def _hash_key(frame: pl.LazyFrame) -> pl.LazyFrame:
+def _hash_key(frame: _F) -> _F:
     """Add 64-bit hashes: __c names the item, __i the (item, policy) review unit, __k the decision key.
 
     XOR of per-column hashes is cheap; a collision only sends rows down the exact path.
@@ -66,7 +66,11 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl
     on 10 million rows they cost more than the whole aggregation.
     """
     # before=None: the caller's rows are already those decided in the period (no copying filter).
-    rows = _hash_key(decisions if before is None else decisions.filter(pl.col("decided_at") < before)).collect()
+    scan = decisions if before is None else decisions.filter(pl.col("decided_at") < before)
+    # Eager from here, on one chunk per column: a lazy collect returns many small chunks, on
+    # which the hashes, filters and group-bys below run several times slower.
+    rows = _hash_key(scan.collect())
+    rows = rows.rechunk()
     repeated = repeated_values(rows["__k"])
     band = band_code(pl.col("score"), pl.col("source")).alias("__band")
     if repeated.len() == 0:
@@ -88,7 +92,7 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl
         keep = ~many | rows["__row"].is_in(multi["__row"].implode())
         # One fused pass over the wide frame: filter, flags and band together.
         changed = pl.col("__i").is_in(changed_units.implode()) if changed_units.len() else pl.lit(False)
-        return rows.lazy().filter(keep).with_columns(changed.alias("changed"), band).drop("__row", "__k").collect()
+        return rows.filter(keep).with_columns(changed.alias("changed"), band).drop("__row", "__k")
 
 
 def with_strata(frame: _F) -> _F:

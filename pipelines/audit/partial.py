@@ -25,6 +25,7 @@ from pipelines.audit import aggregate as ag
 from pipelines.audit.current import current_decisions
 from pipelines.audit.quantiles import Summary
 from pipelines.audit.sor import restrictive_rows
+from pipelines.buckets import hash_columns
 
 QKey = tuple[object, ...]
 
@@ -72,9 +73,16 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         frame = frame.filter(pl.col("decided_at") >= a.start)
     dims = list(a.dims)
     out.cells.append(ag.cells_of(frame, dims))
-    narrow = frame.select("market", *dims, pl.col("score").cast(pl.Float64).alias("s"), _hours().alias("h"))
-    for key, part in narrow.partition_by(["market", *dims], as_dict=True, include_key=False).items():
-        out.summaries[tuple(key)] = (Summary().add(part["s"].to_numpy()), Summary().add(part["h"].to_numpy()))
+    # One group-by into lists, on a 64-bit hash of the group (cheaper than on the strings, or
+    # than partition_by's frame per group).
+    lists = (
+        frame.with_columns(hash_columns(["market", *dims], seed=1100).alias("__m"))
+        .group_by("__m")
+        .agg(pl.col("market", *dims).first(), pl.col("score").cast(pl.Float64).alias("s"), _hours().alias("h"))
+    )
+    scores, hours = lists["s"], lists["h"]
+    for i, key in enumerate(lists.select("market", *dims).rows()):
+        out.summaries[key] = (Summary().add(scores[i].to_numpy()), Summary().add(hours[i].to_numpy()))
     if a.groups:
         in_group = {g: pl.col("market").is_in(list(mk.GROUPS[g])) for g in a.groups}
         out.items.append(
@@ -99,7 +107,9 @@ def fold(partials: Iterable[Partial]) -> Partial:
                 acc.summaries[key][0].merge(s)
                 acc.summaries[key][1].merge(h)
             else:
-                acc.summaries[key] = (s, h)
+                # Copies: a partial fetched from Ray may be a view of the object store's memory,
+                # which stays mapped (and counted in this process's RSS) while referenced.
+                acc.summaries[key] = (Summary().merge(s), Summary().merge(h))
         acc.items += p.items
         acc.labelled += p.labelled
         acc.sor_rows += p.sor_rows
@@ -134,13 +144,18 @@ def aggregates(p: Partial, *, dims: Sequence[str], groups: Sequence[str], schema
     group_rows = []
     for g in groups:
         members = set(mk.GROUPS[g])
-        by_dims: dict[QKey, tuple[Summary, Summary]] = {}
+        by_dims: dict[QKey, list[tuple[Summary, Summary]]] = {}
         for key in keys:
             if key[0] in members:
-                s, h = by_dims.setdefault(key[1:], (Summary(), Summary()))
-                s.merge(p.summaries[key][0])
-                h.merge(p.summaries[key][1])
-        group_rows += [{"region": g, **dict(zip(dims, d, strict=True)), **_q_row(*sh)} for d, sh in by_dims.items()]
+                by_dims.setdefault(key[1:], []).append(p.summaries[key])
+        group_rows += [
+            {
+                "region": g,
+                **dict(zip(dims, d, strict=True)),
+                **_q_row(Summary.merged([s for s, _ in parts]), Summary.merged([h for _, h in parts])),
+            }
+            for d, parts in by_dims.items()
+        ]
     base: dict[str, pl.DataType] = {"region": pl.String(), **{d: schema[d] for d in dims}}
     qcols: dict[str, pl.DataType] = {
         c: pl.Float64() for c in [*ag.HOUR_QUANTILES, *(f"score_p{round(q * 100)}" for q in ag.SCORE_QUANTILES)]

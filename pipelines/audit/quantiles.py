@@ -33,7 +33,7 @@ EXACT_MAX = 32_768
 
 @dataclass
 class Summary:
-    """Values at levels of weight ``2**h`` (level 0 unsorted until needed)."""
+    """Values at levels of weight ``2**h``, each level sorted."""
 
     k: int = K
     exact_max: int = EXACT_MAX
@@ -50,7 +50,8 @@ class Summary:
         values = values[~np.isnan(values)]
         if values.size == 0:
             return self
-        self._put(0, values)
+        # Every level is kept sorted: merges then join sorted runs (linear) instead of sorting.
+        self._put(0, np.sort(values))
         self.n += int(values.size)
         self._compact()
         return self
@@ -63,12 +64,26 @@ class Summary:
         self._compact()
         return self
 
+    @classmethod
+    def merged(cls, parts: Sequence[Summary]) -> Summary:
+        """One summary of ``parts`` (in the order given): each level's sorted runs are joined in
+        one stable sort and compacted once, instead of one merge (and compaction) per part."""
+        out = cls()
+        for h in range(max((len(p.levels) for p in parts), default=0)):
+            runs = [p.levels[h] for p in parts if h < len(p.levels) and p.levels[h].size]
+            if runs:
+                out._put(h, np.sort(np.concatenate(runs), kind="stable") if len(runs) > 1 else runs[0])
+        out.n = sum(p.n for p in parts)
+        out._compact()
+        return out
+
     def _put(self, h: int, values: np.ndarray) -> None:
         while len(self.levels) <= h:
             self.levels.append(np.empty(0))
             self.flips.append(0)
         cur = self.levels[h]
-        self.levels[h] = values.copy() if cur.size == 0 else np.concatenate([cur, values])
+        # Both runs are sorted: a stable sort (timsort) of their concatenation merges them in linear time.
+        self.levels[h] = values.copy() if cur.size == 0 else np.sort(np.concatenate([cur, values]), kind="stable")
 
     def _compact(self) -> None:
         if len(self.levels) <= 1 and self.n <= self.exact_max:
@@ -77,7 +92,6 @@ class Summary:
         while h < len(self.levels):
             arr = self.levels[h]
             if arr.size > self.k:
-                arr = np.sort(arr, kind="stable")
                 odd = arr.size % 2
                 keep, rest = (arr[:-1], arr[-1:]) if odd else (arr, arr[:0])
                 up = keep[self.flips[h] :: 2]
@@ -90,8 +104,7 @@ class Summary:
         if self.n == 0:
             return [None] * len(qs)
         if self.exact:
-            ordered = np.sort(self.levels[0], kind="stable")
-            return exact_quantiles(ordered, qs)
+            return exact_quantiles(self.levels[0], qs)
         values = np.concatenate(self.levels)
         weights = np.concatenate([np.full(a.size, 2**h, dtype=np.float64) for h, a in enumerate(self.levels)])
         order = np.argsort(values, kind="stable")

@@ -63,3 +63,23 @@ def test_nan_and_empty() -> None:
     assert Summary().quantiles((0.5,)) == [None]
     assert Summary().add(np.array([np.nan, 2.0])).quantiles((0.5,)) == [2.0]
     assert exact_quantiles(np.array([]), (0.5,)) == [None]
+
+
+def test_merging_many_summaries_at_once_is_exact_while_small_and_within_the_bound() -> None:
+    rng = np.random.default_rng(11)
+    small = [Summary().add(rng.random(n)) for n in (5, 300, 2000)]
+    values = np.concatenate([np.concatenate(s.levels) for s in small])
+    merged = Summary.merged(small)
+    assert merged.exact and merged.n == values.size
+    want = pl.Series(values)
+    for q, got in zip(QS, merged.quantiles(QS), strict=True):
+        assert got == pytest.approx(want.quantile(q, interpolation="linear"), rel=0, abs=1e-15)
+    # 27 large parts (a group of markets), each already compacted.
+    parts_values = [rng.exponential(1.0 + i, 60_000) for i in range(27)]
+    parts = [Summary().add(v) for v in parts_values]
+    big = Summary.merged(parts)
+    assert not big.exact and big.n == 27 * 60_000
+    ordered = np.sort(np.concatenate(parts_values))
+    worst = max(abs(_rank(ordered, got) - q) for q, got in zip(QS, big.quantiles(QS), strict=True))  # type: ignore[arg-type]
+    assert worst <= error_bound(big.n) + 1 / big.n, worst
+    assert Summary.merged([]).quantiles((0.5,)) == [None]
