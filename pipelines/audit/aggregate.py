@@ -29,8 +29,8 @@ import numpy as np
 import polars as pl
 
 from pipelines import markets as mk
-from pipelines.audit.strata import band_label, region_group
 from pipelines.audit.quantiles import exact_quantiles
+from pipelines.audit.strata import band_label, region_group
 from pipelines.buckets import count_by, hash_columns
 from pipelines.current import is_of_record
 from pipelines.schema import ACTIONS
