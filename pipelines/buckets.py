@@ -36,7 +36,8 @@ def hash_columns(columns: Sequence[str], seed: int = 0) -> pl.Expr:
 
 
 def count_by(frame: pl.DataFrame, columns: Sequence[str], *, seed: int = 0) -> pl.DataFrame:
-    """Rows per distinct value of ``columns`` (``n``, UInt32): a group-by on their 64-bit hash,
+    """Rows per distinct value of ``columns`` (``n``, Int64: partials summed over a table of
+    10^10 rows overflow 32 bits): a group-by on their 64-bit hash,
     each group named by its first row."""
     groups = (
         frame.select(hash_columns(columns, seed).alias("__g"))
@@ -44,7 +45,7 @@ def count_by(frame: pl.DataFrame, columns: Sequence[str], *, seed: int = 0) -> p
         .group_by("__g")
         .agg(pl.len().alias("n"), pl.first("__row"))
     )
-    return frame.select(columns).gather(groups["__row"]).with_columns(groups["n"].cast(pl.UInt32))
+    return frame.select(columns).gather(groups["__row"]).with_columns(groups["n"].cast(pl.Int64))
 
 
 def file_groups(rows: Sequence[int], rows_per_group: int) -> list[tuple[int, int]]:

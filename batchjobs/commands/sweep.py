@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--market", action="append", default=[], help="only this market or group (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and transition counts; write nothing")
     p.add_argument("--out", help="report folder (default: LAKE/reports/sweep-OLD-NEW)")
-    p.add_argument("--chunk-rows", type=positive_int, default=200_000, help="score rows per commit (default 200000)")
+    p.add_argument(
+        "--chunk-rows", type=positive_int, default=1_000_000, help="score rows per commit at most (default 1000000)"
+    )
     p.set_defaults(run=run)
 
 

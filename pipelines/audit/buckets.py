@@ -147,7 +147,9 @@ def read_some(spec: ReadSpec, files: Sequence[int], where: pl.Expr | None = None
     for expr in (where, spec.where):
         if expr is not None:
             frame = frame.filter(expr)
-    return frame.select([pl.col(c).cast(t) for c, t in spec.schema.items()]).collect()
+    # One chunk per column: group-bys, joins and gathers on a frame of many chunks (one per file)
+    # run several times slower than the copy costs.
+    return frame.select([pl.col(c).cast(t) for c, t in spec.schema.items()]).collect().rechunk()
 
 
 def split_files(spec: ReadSpec, lo: int, hi: int, n_buckets: int) -> list[pl.DataFrame]:
@@ -192,7 +194,10 @@ def map_reduce(
     pass_bucket: bool = False,
     combine: Callable[[Iterable[Any]], Any] | None = None,
 ) -> Iterator[Any]:
-    """Apply ``fn(rows_of_table_1, ..., *args)`` to every bucket; yields the partials in bucket order.
+    """Apply ``fn(rows_of_table_1, ..., *args)`` to every bucket: the partials, in bucket order.
+
+    On Ray the tasks are submitted when this is called; in this process each partition is read
+    and computed when the iterator reaches it.
 
     ``pass_bucket``: call ``fn(rows..., bucket, *args)`` instead (the bucket's number).
 
@@ -213,31 +218,48 @@ def map_reduce(
         use_ray = use_ray_for(rows)
     plan = plan_ranges([_pieces(s.pinned, rows // n) for s in specs], n) if n > 1 else None
     if not use_ray:
-        if plan is not None:
-            parts: Iterator[Any] = (_range_task(specs, plan, r, fn, args, pass_bucket) for r in range(plan.n))
-        else:
-            parts = (
-                _reduce(
-                    fn,
-                    args,
-                    b if pass_bucket else None,
-                    (1,) * len(specs),
-                    *[read_files(s, 0, len(s.pinned.files), bucket=(b, n)) for s in specs],
-                )
-                for b in range(n)
-            )
-        yield from (parts if combine is None else [_tree_local(parts, combine)])
-        return
+        # In this process, one partition at a time as the caller asks for them.
+        return _local(specs, plan, n, fn, args, pass_bucket, combine)
+    # On Ray every task is submitted now, before the first partial is asked for: the caller
+    # may do other work (start its tracking run) while they run.
     refs = (
         _by_range(specs, plan, fn, args, pass_bucket) if plan is not None else _on_ray(specs, fn, args, n, pass_bucket)
     )
     if combine is None:
-        yield from _fetch(refs)
-        return
+        return _fetch(refs)
     # Merge tasks on the cluster while more than FAN_IN partials are left; the driver folds the
     # last ones itself, in order, as they arrive (one fewer round trip through the object store).
     while len(refs) > FAN_IN:
         refs = _merge_level(refs, combine)
+    return _root(refs, combine)
+
+
+def _local(
+    specs: tuple[ReadSpec, ...],
+    plan: RangePlan | None,
+    n: int,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    pass_bucket: bool,
+    combine: Callable[[Iterable[Any]], Any] | None,
+) -> Iterator[Any]:
+    if plan is not None:
+        parts: Iterator[Any] = (_range_task(specs, plan, r, fn, args, pass_bucket) for r in range(plan.n))
+    else:
+        parts = (
+            _reduce(
+                fn,
+                args,
+                b if pass_bucket else None,
+                (1,) * len(specs),
+                *[read_files(s, 0, len(s.pinned.files), bucket=(b, n)) for s in specs],
+            )
+            for b in range(n)
+        )
+    yield from (parts if combine is None else [_tree_local(parts, combine)])
+
+
+def _root(refs: list[Any], combine: Callable[[Iterable[Any]], Any]) -> Iterator[Any]:
     yield combine(_fetch(refs))
 
 

@@ -26,7 +26,8 @@ from pipelines.lake import Lake
 from pipelines.policy import Pack, decide
 from pipelines.scoring.commit import head_rows
 from pipelines.sink import SeenKeys, commit_once
-from pipelines.sweep.transitions import item_states, matrix, pairs, summarize, summary
+from pipelines.sweep.mailbox import RunIdBox
+from pipelines.sweep.transitions import matrix, pairs, summarize, summary, transition_matrix
 
 CHUNK_SEED = 0x5EE9
 
@@ -60,6 +61,9 @@ class BucketJob:
     run_id: str | None
     decisions_version: int
     metadata: dict[str, str]
+    run_box: RunIdBox | None = None
+    """When ``run_id`` is None on a committing job: where the run id comes from once the driver
+    has started the run (:mod:`pipelines.sweep.mailbox`)."""
 
 
 @dataclass
@@ -101,7 +105,7 @@ def sweep_bucket(decisions: pl.DataFrame, stored: pl.DataFrame, bucket: int, job
             decided = decided.filter(pl.col("market").is_in(list(job.market_codes)))
         if held.height and decided.height:
             decided = decided.join(held, on=list(KEY), how="anti")
-    states = item_states(pairs(old_current, decided)) if decided.height else _empty_states()
+    counts = transition_matrix(pairs(old_current, decided)) if decided.height else matrix(_empty_states())
     written = 0
     if job.job is not None and decided.height:
         # Chunks follow the bucket's stored score rows (pinned: the same on a re-run), so a re-run
@@ -114,7 +118,6 @@ def sweep_bucket(decisions: pl.DataFrame, stored: pl.DataFrame, bucket: int, job
             (pl.col("policy_version") == job.new.policy_version) & (pl.col("model_version") == job.model_version)
         ).select(KEY)
         written = _commit(job, bucket, chunked.join(done, on=list(KEY), how="anti") if done.height else chunked)
-    counts = matrix(states)
     return BucketResult(summarize(counts), counts, stored.height, written, held.height)
 
 
@@ -122,7 +125,11 @@ def _commit(job: BucketJob, bucket: int, chunked: pl.DataFrame) -> int:
     """The bucket's rows, chunk by chunk (``chunk_id``), each chunk committed exactly once."""
     if chunked.height == 0:
         return 0
-    assert job.job is not None and job.run_id is not None
+    assert job.job is not None
+    if job.run_id is None:
+        assert job.run_box is not None
+        job = replace(job, run_id=job.run_box.get(), run_box=None)
+    assert job.run_id is not None
     # Rows other writers committed after the pinned version are dropped at commit time.
     ids = chunked["content_id"]
     seen = SeenKeys(
@@ -137,7 +144,7 @@ def _commit(job: BucketJob, bucket: int, chunked: pl.DataFrame) -> int:
     )
     written = 0
     for (chunk,), part in sorted(chunked.partition_by("chunk_id", as_dict=True).items()):
-        rows = part.sort(*KEY).with_columns(
+        rows = part.with_columns(
             pl.lit(job.run_id).alias("run_id"),
             pl.lit(job.model_version).alias("model_version"),
             pl.lit(datetime.now(UTC)).dt.cast_time_unit("us").alias("decided_at"),
@@ -145,7 +152,7 @@ def _commit(job: BucketJob, bucket: int, chunked: pl.DataFrame) -> int:
         name = f"{bucket}.{chunk}"
         commit_once(
             job.lake, "decisions", rows.to_arrow(), app_id=f"sweep-{job.job}/decisions/{name}",
-            metadata={**job.metadata, "chunk": name}, dedup=seen,
+            metadata={**job.metadata, "run_id": job.run_id, "chunk": name}, dedup=seen,
         )  # fmt: skip
         written += rows.height
     return written

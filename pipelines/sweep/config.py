@@ -19,7 +19,8 @@ class SweepConfig:
     since, until: only content created in [since, until) (UTC).
     markets: only these markets or groups (empty: every market).
     dry_run: plan and count transitions, write nothing.
-    chunk_rows: score rows per exactly-once decisions commit.
+    chunk_rows: score rows per exactly-once decisions commit, at most (a pass-2 partition holds
+        about PASS2_ROWS rows read, so by default it commits once).
     out: report folder (default ``<lake>/reports/sweep-<old>-<new>``).
     use_ray: run the per-bucket passes on Ray tasks (None: when the tables are larger than one
         local bucket and Ray is running or ``$RAY_ADDRESS`` is set; :mod:`pipelines.audit.buckets`).
@@ -32,7 +33,7 @@ class SweepConfig:
     until: datetime | None = None
     markets: tuple[str, ...] = ()
     dry_run: bool = False
-    chunk_rows: int = 200_000
+    chunk_rows: int = 1_000_000
     out: str | None = None
     use_ray: bool | None = None
     buckets: int | None = None

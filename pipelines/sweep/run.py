@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from pipelines.audit.buckets import ReadSpec, map_reduce, n_buckets_for, pinned_files
+from pipelines.audit.buckets import ReadSpec, map_reduce, n_buckets_for, pinned_files, use_ray_for
 from pipelines.errors import BadConfigError, BadInputError
 from pipelines.lake import table_exists
 from pipelines.policy import Pack, load_pack, parse_pack, record_pack
 from pipelines.policy.diff import PolicyChange, changed_policies, describe, diff
 from pipelines.schema import DECISIONS, SCORES
 from pipelines.scoring.keys import job_key
-from pipelines.sweep.buckets import BucketJob, behind_bucket, merge_counts, merge_results, sweep_bucket
+from pipelines.sweep.buckets import BucketJob, BucketResult, behind_bucket, merge_counts, merge_results, sweep_bucket
 from pipelines.sweep.config import SweepConfig
+from pipelines.sweep.lineage import counts_from_log
+from pipelines.sweep.mailbox import RunIdBox, available
 
 # What planning needs of the decisions table (never the wide lineage or hash columns).
 _DECISION_COLUMNS = (
@@ -166,7 +169,12 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, ReadSpec, ReadSpec]:
         raise BadInputError(f"{lake.root}: no scores/decisions yet; run 'batchjobs backfill' before sweeping")
     dv, sv = DeltaTable(dec_uri).version(), DeltaTable(sc_uri).version()
     decisions, scores = _specs(config, dv, sv)
-    counts = merge_counts(list(map_reduce(decisions, behind_bucket, use_ray=config.use_ray, buckets=config.buckets)))
+    # Pass 1: the lineage behind the current decisions; from the log alone when it settles it.
+    counts = counts_from_log(dec_uri, dv)
+    if counts is None:
+        counts = merge_counts(
+            list(map_reduce(decisions, behind_bucket, use_ray=config.use_ray, buckets=config.buckets))
+        )
     if int(counts["n"].sum() or 0) == 0:
         raise BadInputError(f"{dec_uri}: no decisions yet; run 'batchjobs backfill' before sweeping")
     old, others = _old_pack(config, counts, new)
@@ -188,7 +196,9 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, ReadSpec, ReadSpec]:
     if config.until is not None:
         where = where & (pl.col("created_at") < config.until)
     scores = replace(scores, where=where)
-    decisions = replace(decisions, where=pl.col("policy_id").is_in(list(policies)))
+    # Pass 2 reads the re-decided policies' decisions, without the model name (pass 1's only).
+    schema = {c: t for c, t in decisions.schema.items() if c != "model_name"}
+    decisions = replace(decisions, schema=schema, where=pl.col("policy_id").is_in(list(policies)))
     plan = SweepPlan(
         old_pack=old,
         new_pack=new,
@@ -204,10 +214,22 @@ def plan_sweep(config: SweepConfig) -> tuple[SweepPlan, ReadSpec, ReadSpec]:
     return plan, decisions, scores
 
 
-def _redecide(
-    config: SweepConfig, plan: SweepPlan, decisions: ReadSpec, scores: ReadSpec, run_id: str | None
-) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Pass 2 over every bucket (commits unless ``run_id`` is None); returns summary, matrix, rows written."""
+def _pass2(
+    config: SweepConfig,
+    plan: SweepPlan,
+    decisions: ReadSpec,
+    scores: ReadSpec,
+    run_id: str | None,
+    *,
+    commit: bool,
+    use_ray: bool,
+    run_box: RunIdBox | None = None,
+) -> Iterator[BucketResult]:
+    """Pass 2 over every partition (committing when ``commit``): the partitions' results.
+
+    On Ray the tasks are running when this returns; a committing task takes ``run_id``, or
+    waits for ``run_box`` to give it.
+    """
     new = plan.new_pack
     job = job_key(
         "sweep", new.policy_version, new.sha256, plan.model_version, plan.scores_version, config.since, config.until,
@@ -221,30 +243,58 @@ def _redecide(
         market_codes=config.market_codes,
         model_version=plan.model_version,
         chunk_rows=config.chunk_rows,
-        job=job if run_id is not None else None,
+        job=job if commit else None,
         run_id=run_id,
         decisions_version=plan.decisions_version,
         metadata={
             "job": f"sweep-{job}",
-            "run_id": run_id or "",
             "old_policy_version": plan.old_pack.policy_version,
             "policy_version": new.policy_version,
             "model_version": plan.model_version,
             "scores_version": str(plan.scores_version),
         },
+        run_box=run_box,
     )
+    if not plan.policies:
+        return iter(())
+    return map_reduce(
+        (decisions, scores),
+        sweep_bucket,
+        (bucket_job,),
+        use_ray=use_ray,
+        buckets=_pass2_partitions(config, plan, decisions, scores, use_ray=use_ray),
+        pass_bucket=True,
+    )
+
+
+def _pass2_partitions(
+    config: SweepConfig, plan: SweepPlan, decisions: ReadSpec, scores: ReadSpec, *, use_ray: bool
+) -> int:
+    if config.buckets:
+        return config.buckets
     # Only the re-decided policies' rows are read (the filters): size the partitions by them.
     share = len(plan.policies) / max(1, len(plan.old_pack.policy_ids))
-    n = config.buckets or n_buckets_for(
-        decisions.pinned.total_rows + scores.pinned.total_rows, share=share, bucket_rows=PASS2_ROWS
-    )
-    parts = (
-        map_reduce(
-            (decisions, scores), sweep_bucket, (bucket_job,), use_ray=config.use_ray, buckets=n, pass_bucket=True
-        )
-        if plan.policies
-        else iter(())
-    )
+    n = n_buckets_for(decisions.pinned.total_rows + scores.pinned.total_rows, share=share, bucket_rows=PASS2_ROWS)
+    if use_ray and n > 1:
+        # Whole waves: as many partitions as a multiple of the cluster's CPUs (3 partitions on
+        # 2 CPUs leave one CPU idle while the last one runs).
+        import ray
+
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n = -(-n // cpus) * cpus
+    return n
+
+
+def _connected() -> bool:
+    """Join (or start) the job's Ray now: pass 2's tasks and the run-id box need it."""
+    from pipelines.ray_connect import connect
+
+    connect(None)
+    return True
+
+
+def _merge(plan: SweepPlan, parts: Iterator[BucketResult]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Summary, matrix and rows written over every partition; fills the plan's counts."""
     summ, mat, score_rows, written, held = merge_results(list(parts))
     plan.score_rows = score_rows
     plan.held_by_record = held
@@ -259,32 +309,55 @@ def run_sweep(config: SweepConfig) -> SweepResult:
     warm = None if config.dry_run else prewarm(config.lake)
     plan, decisions, scores = plan_sweep(config)
     print(plan.describe(), file=sys.stderr)
+    on_ray = (
+        config.use_ray
+        if config.use_ray is not None
+        else use_ray_for(decisions.pinned.total_rows + scores.pinned.total_rows)
+    )
     if config.dry_run:
-        summ, mat, _ = _redecide(config, plan, decisions, scores, None)
+        summ, mat, _ = _merge(plan, _pass2(config, plan, decisions, scores, None, commit=False, use_ray=on_ray))
         return SweepResult(plan, summ, mat, None, None, 0, time.monotonic() - started)
 
     lake = config.lake
     new = plan.new_pack
-    if warm is not None:
-        warm.join()
-    with job_run(lake, job="sweep", tags={"policy_version": new.policy_version}) as run:
-        record_pack(lake, new, run_id=run.run_id)
-        summ, mat, written = _redecide(config, plan, decisions, scores, run.run_id)
-        from deltalake import DeltaTable
+    # On Ray, pass 2 starts now: its tasks read and re-decide while MLflow is imported and the run
+    # started here, and wait for the run id only to commit.
+    box = RunIdBox() if on_ray and plan.policies and _connected() and available() else None
+    parts = _pass2(config, plan, decisions, scores, None, commit=True, use_ray=True, run_box=box) if box else None
+    try:
+        if warm is not None:
+            warm.join()
+        with job_run(lake, job="sweep", tags={"policy_version": new.policy_version}) as run:
+            record_pack(lake, new, run_id=run.run_id)  # before any decision that names it
+            if box is not None:
+                box.set(run.run_id)
+            else:
+                parts = _pass2(config, plan, decisions, scores, run.run_id, commit=True, use_ray=on_ray)
+            assert parts is not None
+            summ, mat, written = _merge(plan, parts)
+            from deltalake import DeltaTable
 
-        lineage: dict[str, object] = {
-            "run_id": run.run_id,
-            "old_policy_version": plan.old_pack.policy_version,
-            "new_policy_version": new.policy_version,
-            "model": f"{plan.model_name}/{plan.model_version}",
-            "scores_version_read": plan.scores_version,
-            "decisions_version_read": plan.decisions_version,
-            "decisions_version_written": DeltaTable(lake.path("decisions")).version(),
-            "keys_held_by_decisions_of_record": plan.held_by_record,
-        }
-        run.log_metrics({"decision_rows_written": written, "score_rows_read": plan.score_rows})
-        out = config.out or f"{lake.reports}/sweep-{plan.old_pack.policy_version}-{new.policy_version}"
-        from pipelines.sweep.report import write_report
+            lineage: dict[str, object] = {
+                "run_id": run.run_id,
+                "old_policy_version": plan.old_pack.policy_version,
+                "new_policy_version": new.policy_version,
+                "model": f"{plan.model_name}/{plan.model_version}",
+                "scores_version_read": plan.scores_version,
+                "decisions_version_read": plan.decisions_version,
+                "decisions_version_written": DeltaTable(lake.path("decisions")).version(),
+                "keys_held_by_decisions_of_record": plan.held_by_record,
+            }
+            run.log_metrics({"decision_rows_written": written, "score_rows_read": plan.score_rows})
+            out = config.out or f"{lake.reports}/sweep-{plan.old_pack.policy_version}-{new.policy_version}"
+            from pipelines.sweep.report import write_report
 
-        write_report(out, plan, summ, mat, lineage, describe(plan.changes, plan.old_pack, new))
+            write_report(out, plan, summ, mat, lineage, describe(plan.changes, plan.old_pack, new))
+    except BaseException:
+        if box is not None:
+            # Tasks still to reach their commit stop there (no-op if the run id was set). The key
+            # stays: a task that has not read it yet must still find the failure.
+            box.fail("the driver stopped before the run started")
+        raise
+    if box is not None:
+        box.close()  # every task has returned
     return SweepResult(plan, summ, mat, run.run_id, out, written, time.monotonic() - started, lineage)

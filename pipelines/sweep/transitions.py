@@ -8,10 +8,13 @@ group row counts items, not item-market pairs. "Actioned" means restrictive: eve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from pipelines.buckets import hash_columns
 from pipelines.markets import GROUPS
+from pipelines.schema import DECISION_KEY as KEY
 
 SEVERITY: dict[str, int] = {"none": 0, "review": 1, "label": 2, "demote": 3, "age_restrict": 4, "remove": 5}
 _BY_LEVEL = {v: k for k, v in SEVERITY.items()}
@@ -24,42 +27,60 @@ def pairs(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     ``old`` and ``new``: content_id, market, policy_id, action. A key with no old decision
     (content never decided under this policy before) starts from ``none``.
     """
+    # Joined on a 64-bit hash of the key (cheaper than on three strings); each joined pair is
+    # then checked on the strings, and a hash collision falls back to the plain join.
+    key = hash_columns(KEY, seed=29).alias("__k")
+    left = new.select(*KEY, pl.col("action").alias("new_action"), key)
+    right = old.select(pl.col("action").alias("old_action"), key, *(pl.col(c).alias(f"__{c}") for c in KEY))
+    if right["__k"].is_duplicated().any():
+        return _pairs_exact(old, new)
+    joined = left.join(right, on="__k", how="left")
+    other = pl.any_horizontal(pl.col(f"__{c}") != pl.col(c) for c in KEY)  # null where unmatched
+    if joined.select(other.fill_null(False).any()).item():
+        return _pairs_exact(old, new)
+    return joined.select(*KEY, "new_action", pl.col("old_action").fill_null("none"))
+
+
+def _pairs_exact(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     return (
-        new.select("content_id", "market", "policy_id", pl.col("action").alias("new_action"))
-        .join(
-            old.select("content_id", "market", "policy_id", pl.col("action").alias("old_action")),
-            on=["content_id", "market", "policy_id"],
-            how="left",
-        )
+        new.select(*KEY, pl.col("action").alias("new_action"))
+        .join(old.select(*KEY, pl.col("action").alias("old_action")), on=list(KEY), how="left")
         .with_columns(pl.col("old_action").fill_null("none"))
     )
 
 
-def _group_states(p: pl.DataFrame) -> pl.DataFrame:
+def _split(p: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(units decided in one market, units decided in several) of the pairs ``p``."""
     # Most items are decided in one market per policy: their group state is that row as it is.
-    # Only items with several markets are reduced to their most severe action per group.
     unit = hash_columns(["content_id", "policy_id"], seed=1).is_duplicated()
     multi = p.select(unit.alias("__m"))["__m"]
-    single, several = p.filter(~multi), p.filter(multi)
-    sev = {k: v for k, v in SEVERITY.items()}
+    return p.filter(~multi), p.filter(multi)
+
+
+def _reduced(several: pl.DataFrame, members: Sequence[str]) -> pl.DataFrame:
+    """Units decided in several markets: their most severe old and new action over ``members``."""
+    return (
+        several.filter(pl.col("market").is_in(list(members)))
+        .group_by("content_id", "policy_id")
+        .agg(
+            pl.col("old_action").replace_strict(SEVERITY, return_dtype=pl.Int8).max().alias("o"),
+            pl.col("new_action").replace_strict(SEVERITY, return_dtype=pl.Int8).max().alias("n"),
+        )
+        .select(
+            "content_id",
+            "policy_id",
+            pl.col("o").replace_strict(_BY_LEVEL, return_dtype=pl.String).alias("old_action"),
+            pl.col("n").replace_strict(_BY_LEVEL, return_dtype=pl.String).alias("new_action"),
+        )
+    )
+
+
+def _group_states(p: pl.DataFrame) -> pl.DataFrame:
+    single, several = _split(p)
     parts = []
     for group, members in GROUPS.items():
-        in_group = pl.col("market").is_in(list(members))
-        reduced = (
-            several.filter(in_group)
-            .group_by("content_id", "policy_id")
-            .agg(
-                pl.col("old_action").replace_strict(sev, return_dtype=pl.Int8).max().alias("o"),
-                pl.col("new_action").replace_strict(sev, return_dtype=pl.Int8).max().alias("n"),
-            )
-            .select(
-                "content_id",
-                "policy_id",
-                pl.col("o").replace_strict(_BY_LEVEL, return_dtype=pl.String).alias("old_action"),
-                pl.col("n").replace_strict(_BY_LEVEL, return_dtype=pl.String).alias("new_action"),
-            )
-        )
-        rows = pl.concat([single.filter(in_group).select(reduced.columns), reduced])
+        reduced = _reduced(several, members)
+        rows = pl.concat([single.filter(pl.col("market").is_in(list(members))).select(reduced.columns), reduced])
         parts.append(rows.select(pl.lit(group).alias("scope"), pl.lit("group").alias("scope_kind"), *reduced.columns))
     return pl.concat(parts)
 
@@ -75,6 +96,37 @@ def item_states(p: pl.DataFrame) -> pl.DataFrame:
         "new_action",
     )
     return pl.concat([markets, _group_states(p)])
+
+
+def transition_matrix(p: pl.DataFrame) -> pl.DataFrame:
+    """``matrix(item_states(p))``, without a row per scope and item: per-market counts, group
+    counts of single-market units summed from them, and only multi-market units reduced per group."""
+    keys = ["policy_id", "old_action", "new_action"]
+    single, several = _split(p)
+    per_market = p.group_by("market", *keys).agg(pl.len().alias("items"))
+    singles = single.group_by("market", *keys).agg(pl.len().alias("items"))
+    member = pl.DataFrame(
+        [(m, g) for g, members in GROUPS.items() for m in members],
+        schema={"market": pl.String, "scope": pl.String},
+        orient="row",
+    )
+    grouped = [singles.join(member, on="market").select("scope", *keys, "items")]
+    for group, members in GROUPS.items():
+        multi = _reduced(several, members).group_by(keys).agg(pl.len().alias("items"))
+        grouped.append(multi.select(pl.lit(group).alias("scope"), *keys, "items"))
+    groups = (
+        pl.concat(grouped, how="vertical_relaxed")
+        .group_by("scope", *keys)
+        .agg(pl.col("items").sum())
+        .with_columns(pl.lit("group").alias("scope_kind"))
+    )
+    markets = per_market.select(pl.col("market").alias("scope"), pl.lit("market").alias("scope_kind"), *keys, "items")
+    cols = ["scope", "scope_kind", *keys, "items"]
+    return (
+        pl.concat([markets.select(cols), groups.select(cols)], how="vertical_relaxed")
+        .with_columns(pl.col("items").cast(pl.UInt32))
+        .sort("scope_kind", "scope", "policy_id", "old_action", "new_action")
+    )
 
 
 def matrix(states: pl.DataFrame) -> pl.DataFrame:

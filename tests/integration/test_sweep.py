@@ -131,3 +131,39 @@ def test_unknown_head_is_refused_with_what_to_do(backfilled: Lake, tmp_path: Pat
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "deepfake" in err and "back-fill" in err and "Traceback" not in err
+
+
+def test_sweep_on_ray_tasks_equals_the_local_sweep(
+    backfilled: Lake, swept: tuple[Lake, str], ray_cluster: str, tmp_path: Path
+) -> None:
+    """Pass 2 on Ray tasks, submitted before the run exists (they get its id through the cluster's
+    key-value store): the same decisions and report as the in-process sweep, every row naming the run."""
+    from pipelines.sweep import SweepConfig, run_sweep
+
+    lake = copy_lake(backfilled, tmp_path / "lake")
+    result = run_sweep(SweepConfig(lake=lake, policy="election-eu", use_ray=True, buckets=3))
+    cols = [*KEY, "action", "threshold", "automated"]
+    assert _current(lake).select(cols).equals(_current(swept[0]).select(cols))
+    new_rows = read(lake, "decisions").filter(pl.col("policy_version") == "trustbatch-default@1.3.0")
+    assert new_rows.height == result.decisions_written > 0
+    assert new_rows["run_id"].unique().to_list() == [result.run_id]
+    name = "sweep-trustbatch-default@1.2.0-trustbatch-default@1.3.0"
+    got = pl.read_parquet(Path(lake.reports) / name / "summary.parquet")
+    assert got.equals(pl.read_parquet(Path(swept[0].reports) / name / "summary.parquet"))
+
+
+def test_sweep_on_ray_whose_run_cannot_start_commits_nothing(
+    backfilled: Lake, ray_cluster: str, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from pipelines.sweep import SweepConfig, run_sweep
+
+    lake = copy_lake(backfilled, tmp_path / "lake")
+    commits = delta_commits(lake, "decisions")
+    broken = replace(lake, tracking_uri="nosuchscheme://tracking")
+    with pytest.raises(Exception, match="nosuchscheme"):
+        run_sweep(SweepConfig(lake=broken, policy="election-eu", use_ray=True, buckets=3))
+    # The tasks were running when the run failed to start: they stop before their commits.
+    time.sleep(5)
+    assert delta_commits(lake, "decisions") == commits
