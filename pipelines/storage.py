@@ -91,6 +91,18 @@ def read_bytes(uri: str) -> bytes:
         return bytes(f.read())
 
 
+def remove_tree(uri: str) -> None:
+    """Delete the folder ``uri`` and everything under it (nothing if absent)."""
+    if not is_remote(uri):
+        shutil.rmtree(local_path(uri), ignore_errors=True)
+        return
+    import pyarrow.fs as pafs
+
+    fs, path = _remote(uri)
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        fs.delete_dir(path)
+
+
 def upload_file(local: str | Path, uri: str) -> None:
     """Copy the local file ``local`` to ``uri`` (a path or an object-store URI), streaming."""
     if not is_remote(uri):
@@ -130,6 +142,7 @@ __all__ = [
     "local_path",
     "makedirs",
     "read_bytes",
+    "remove_tree",
     "staged_dir",
     "upload_file",
     "write_bytes",

@@ -294,8 +294,10 @@ def _tree_local(parts: Iterator[Any], combine: Callable[[Iterable[Any]], Any]) -
     return level[0]
 
 
-def _merge(combine: Callable[[Iterable[Any]], Any], *parts: Any) -> Any:
-    return combine(list(parts))
+def _merge(combine: Callable[[Iterable[Any]], Any], refs: list[Any]) -> Any:
+    # The references come inside a list, so Ray does not fetch them all before the task starts:
+    # the task fetches one partial at a time, as the driver does, and holds the fold and one.
+    return combine(_fetch(list(refs)))
 
 
 def _merge_level(refs: list[Any], combine: Callable[[Iterable[Any]], Any]) -> list[Any]:
@@ -303,7 +305,7 @@ def _merge_level(refs: list[Any], combine: Callable[[Iterable[Any]], Any]) -> li
     import ray
 
     merge = ray.remote(max_retries=3)(_merge)
-    return [merge.remote(combine, *refs[i : i + FAN_IN]) for i in range(0, len(refs), FAN_IN)]
+    return [merge.remote(combine, refs[i : i + FAN_IN]) for i in range(0, len(refs), FAN_IN)]
 
 
 def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]:

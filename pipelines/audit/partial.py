@@ -24,8 +24,9 @@ from pipelines import markets as mk
 from pipelines.audit import aggregate as ag
 from pipelines.audit.current import current_decisions
 from pipelines.audit.quantiles import Summary
-from pipelines.audit.sor import restrictive_rows
+from pipelines.audit.sor import restrictive_rows, write_part
 from pipelines.buckets import hash_columns
+from pipelines.policy import Pack
 
 QKey = tuple[object, ...]
 
@@ -41,6 +42,11 @@ class BucketArgs:
     unit_ids: pl.Series  # the 64-bit (content_id, policy_id) hashes of the labelled units
     letter_ids: pl.Series  # dead-lettered content ids
     statements: bool = True
+    statements_dir: str | None = None
+    """Where each partition writes its statements of reasons as a part file (a folder every
+    worker reaches); None: the restrictive rows come back to the driver instead."""
+    packs: dict[str, tuple[Pack, str]] = field(default_factory=dict)
+    """The pack versions the statements quote (only with ``statements_dir``)."""
 
 
 @dataclass
@@ -52,6 +58,8 @@ class Partial:
     sor_rows: list[pl.DataFrame] = field(default_factory=list)
     decided_letters: list[pl.DataFrame] = field(default_factory=list)
     rows: int = 0
+    statement_parts: list[str] = field(default_factory=list)
+    statements_written: int = 0
 
 
 def _hours() -> pl.Expr:
@@ -92,7 +100,14 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         )
     out.labelled.append(frame.filter(pl.col("__i").is_in(a.unit_ids.implode())))
     if a.statements:
-        out.sor_rows.append(restrictive_rows(frame.lazy()).collect())
+        restrictive = restrictive_rows(frame.lazy()).collect()
+        if a.statements_dir is None:
+            out.sor_rows.append(restrictive)
+        else:
+            # Statements are per (item, policy): local to the partition, written by it.
+            uri, written = write_part(a.statements_dir, restrictive, a.packs)
+            out.statement_parts += [uri] if uri else []
+            out.statements_written += written
     return out
 
 
@@ -114,9 +129,23 @@ def fold(partials: Iterable[Partial]) -> Partial:
         acc.labelled += p.labelled
         acc.sor_rows += p.sor_rows
         acc.decided_letters += p.decided_letters
-        if len(acc.cells) > 16:  # keep the driver's list of small frames short
+        acc.statement_parts += p.statement_parts
+        acc.statements_written += p.statements_written
+        if len(acc.cells) > 16:  # keep the list of frames short while folding
             acc.cells = [_sum_cells(acc.cells)]
+    # A merged partial is as compact as one partition's (one frame of cells and of items): the
+    # partials the driver folds stay the same size whatever the number of partitions.
+    if len(acc.cells) > 1:
+        acc.cells = [_sum_cells(acc.cells)]
+    if len(acc.items) > 1:
+        acc.items = [_sum_items(acc.items)]
     return acc
+
+
+def _sum_items(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    frame = pl.concat(frames, how="vertical_relaxed")
+    keys = [c for c in frame.columns if c != "items"]
+    return frame.group_by(keys).agg(pl.col("items").sum()).select(frame.columns).sort(keys, nulls_last=True)
 
 
 def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
@@ -138,7 +167,7 @@ def _q_row(s: Summary, h: Summary) -> dict[str, float | None]:
 def aggregates(p: Partial, *, dims: Sequence[str], groups: Sequence[str], schema: pl.Schema) -> ag.Aggregates:
     """The report's :class:`~pipelines.audit.aggregate.Aggregates` from the merged partials."""
     dims = list(dims)
-    cells = _sum_cells(p.cells) if p.cells else pl.DataFrame()
+    cells = _sum_cells(p.cells) if p.cells else pl.DataFrame()  # also sorts: a deterministic order
     keys = sorted(p.summaries, key=lambda k: tuple(str(x) for x in k))
     market_rows = [{**dict(zip(["region", *dims], key, strict=True)), **_q_row(*p.summaries[key])} for key in keys]
     group_rows = []

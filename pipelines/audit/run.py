@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -27,12 +28,12 @@ from pipelines.audit.current import scan_decisions, with_strata
 from pipelines.audit.packs import counts_only, load_packs
 from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, fold
 from pipelines.audit.review import labelled_units
-from pipelines.audit.sor import restrictive_rows, write_jsonl
+from pipelines.audit.sor import concat_parts, restrictive_rows, write_jsonl
 from pipelines.audit.versions import Pinned, pin_tables
 from pipelines.errors import BadConfigError
 from pipelines.policy import Pack
 from pipelines.schema import DECISIONS
-from pipelines.storage import join, staged_dir
+from pipelines.storage import is_remote, join, local_path, remove_tree, staged_dir
 
 GROUPS: tuple[str, ...] = tuple(mk.GROUPS)
 REPORT_FILES = ("report.parquet", "report.json", "index.html", "statements_of_reasons.jsonl")
@@ -76,6 +77,10 @@ class Computed:
     timings: dict[str, float] = field(default_factory=dict)
     complaints: pl.DataFrame = field(default_factory=complaints_empty)
     """Per market × policy: complaints lodged in the period and their outcomes (:mod:`pipelines.audit.complaints`)."""
+    statement_parts: tuple[str, ...] = ()
+    """The partitions' statements of reasons files, in partition order (``compute(statements_dir=...)``)."""
+    statements_in_parts: int | None = None
+    """How many statements the parts hold (None: the statements are built from ``sor_rows``)."""
 
 
 class _Clock:
@@ -172,10 +177,12 @@ def _read_spec(config: AuditConfig, pinned: Pinned, policies: list[str]) -> Read
     return ReadSpec(pinned_files(pinned.uri, pinned.version), schema, where)
 
 
-def compute(config: AuditConfig, *, statements: bool = True) -> Computed:
+def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str | None = None) -> Computed:
     """Everything in the report, from the tables pinned at ``config.pin_time``.
 
-    statements: also gather the rows the statements of reasons are built from.
+    statements: also the statements of reasons: each partition writes its own as a part file in
+    ``statements_dir`` (listed in ``statement_parts``), or, without one, returns the rows they are
+    built from (``sor_rows``).
     """
     lake = config.lake
     clock = _Clock()
@@ -200,6 +207,8 @@ def compute(config: AuditConfig, *, statements: bool = True) -> Computed:
         unit_ids=unit_ids["__i"],
         letter_ids=letter_ids,
         statements=statements,
+        statements_dir=statements_dir if statements else None,
+        packs=packs if statements and statements_dir else {},
     )
     spec = _read_spec(config, pins["decisions"], policies)
     # Partials are merged in a tree (Ray tasks on Ray): the driver receives one, whatever the table.
@@ -229,6 +238,7 @@ def compute(config: AuditConfig, *, statements: bool = True) -> Computed:
     else:
         decided_letters = pl.DataFrame(schema={"content_id": pl.String})
     sor_rows = concat(merged.sor_rows) if merged.sor_rows else restrictive_rows(decisions.clear()).collect()
+    parts, in_parts = merged.statement_parts, (merged.statements_written if statements and statements_dir else None)
     del merged
     clock.lap("units_and_statements")
     markets, groups = _selected(config, agg.cells["market"].unique().to_list())
@@ -298,7 +308,10 @@ def compute(config: AuditConfig, *, statements: bool = True) -> Computed:
         policies=config.policies,
     )
     clock.lap("assemble")
-    return Computed(rows, by_language, coverage, kinds, sor_rows, lineage, packs, clock.laps, complaints)
+    return Computed(
+        rows, by_language, coverage, kinds, sor_rows, lineage, packs, clock.laps, complaints,
+        statement_parts=tuple(parts), statements_in_parts=in_parts,
+    )  # fmt: skip
 
 
 def _order(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -360,10 +373,15 @@ def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True
     The output is a folder or an object-store URI (``config.out_dir()``); see :func:`_write`.
     """
     t0 = time.perf_counter()
-    result = compute(config, statements=statements)
     out_uri = config.out_dir()
-    with staged_dir(out_uri) as out:  # the folder itself, or one uploaded to an object-store URI
-        written = _write(result, out, html=html, statements=statements)
+    parts_dir = _parts_dir(out_uri) if statements else None
+    try:
+        result = compute(config, statements=statements, statements_dir=parts_dir)
+        with staged_dir(out_uri) as out:  # the folder itself, or one uploaded to an object-store URI
+            written = _write(result, out, html=html, statements=statements)
+    finally:
+        if parts_dir is not None:
+            remove_tree(parts_dir)
     return AuditResult(
         out_dir=out_uri,
         report_parquet=join(out_uri, "report.parquet"),
@@ -379,6 +397,20 @@ def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True
     )
 
 
+def _parts_dir(out_uri: str) -> str | None:
+    """A fresh folder for the partitions' statement parts, beside the report: on the report's
+    object store, or a local folder when every worker shares this machine's disk. None (the rows
+    come back to the driver) for a local report with Ray workers on other machines."""
+    name = f".statements-{uuid.uuid4().hex}"
+    if is_remote(out_uri):
+        return join(out_uri, name)
+    import ray
+
+    if ray.is_initialized() and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
+        return None
+    return str(local_path(out_uri).parent / name)
+
+
 def _write(result: Computed, out: Path, *, html: bool, statements: bool) -> int:
     """Write the report files into the local folder ``out``; returns the statements written.
 
@@ -391,7 +423,11 @@ def _write(result: Computed, out: Path, *, html: bool, statements: bool) -> int:
         result.rows.write_parquet(tmp / "report.parquet", statistics=True)
         written = 0
         if statements:
-            written = write_jsonl(str(tmp / "statements_of_reasons.jsonl"), result.sor_rows, result.packs)
+            if result.statements_in_parts is not None:
+                concat_parts(list(result.statement_parts), str(tmp / "statements_of_reasons.jsonl"))
+                written = result.statements_in_parts
+            else:
+                written = write_jsonl(str(tmp / "statements_of_reasons.jsonl"), result.sor_rows, result.packs)
         doc = {
             "report": "trustbatch compliance audit",
             "generated_at": datetime.now(UTC).isoformat(),

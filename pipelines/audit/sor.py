@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
@@ -216,6 +217,16 @@ def write_jsonl(path: str, rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]
 
     Rows are encoded in groups that share the same absent fields, so no line carries a null.
     """
+    lines = _lines(rows, packs)
+    with open(path, "w", encoding="utf-8") as fh:
+        for start in range(0, lines.len(), 100_000):
+            chunk = lines.slice(start, 100_000).to_list()
+            fh.write("\n".join(chunk))
+            fh.write("\n")
+    return lines.len()
+
+
+def _lines(rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> pl.Series:
     statements, _ = build(rows, packs)
     optional = [c for c in statements.columns if statements[c].null_count()]
     pattern = pl.concat_str([pl.col(c).is_null().cast(pl.String) for c in optional]) if optional else pl.lit("")
@@ -224,10 +235,42 @@ def write_jsonl(path: str, rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]
     for (_,), part in tagged.partition_by("__pattern", as_dict=True).items():
         present = [c for c in statements.columns if part[c].null_count() == 0]
         parts.append(part.select("__order", pl.struct(present).struct.json_encode().alias("line")))
-    lines = pl.concat(parts).sort("__order")["line"] if parts else pl.Series("line", [], dtype=pl.String)
-    with open(path, "w", encoding="utf-8") as fh:
-        for start in range(0, lines.len(), 100_000):
-            chunk = lines.slice(start, 100_000).to_list()
-            fh.write("\n".join(chunk))
-            fh.write("\n")
-    return lines.len()
+    return pl.concat(parts).sort("__order")["line"] if parts else pl.Series("line", [], dtype=pl.String)
+
+
+def write_part(folder: str, rows: pl.DataFrame, packs: dict[str, tuple[Pack, str]]) -> tuple[str | None, int]:
+    """One partition's statements as a JSONL part file in ``folder`` (a path or an object-store
+    URI every worker reaches): (its URI, or None when there is none to write; statements)."""
+    import tempfile
+    import uuid
+
+    from pipelines.storage import join, upload_file
+
+    if rows.height == 0:
+        return None, 0
+    uri = join(folder, f"part-{uuid.uuid4().hex}.jsonl")  # a retried task writes a new part
+    with tempfile.TemporaryDirectory(prefix="trustbatch-sor-") as tmp:
+        local = str(Path(tmp) / "part.jsonl")
+        written = write_jsonl(local, rows, packs)
+        upload_file(local, uri)
+    return uri, written
+
+
+def concat_parts(parts: list[str], path: str) -> None:
+    """Join the part files ``parts`` (in the order given) into the local file ``path``, streaming."""
+    import shutil
+
+    import pyarrow.fs as pafs
+
+    from pipelines.storage import is_remote, local_path
+
+    with open(path, "wb") as out:
+        for uri in parts:
+            if is_remote(uri):
+                fs, key = pafs.FileSystem.from_uri(uri)
+                with fs.open_input_stream(key) as src:
+                    while block := src.read(8 << 20):
+                        out.write(block)
+            else:
+                with open(local_path(uri), "rb") as src:
+                    shutil.copyfileobj(src, out, 8 << 20)

@@ -276,21 +276,28 @@ def _pass2_partitions(
     share = len(plan.policies) / max(1, len(plan.old_pack.policy_ids))
     n = n_buckets_for(decisions.pinned.total_rows + scores.pinned.total_rows, share=share, bucket_rows=PASS2_ROWS)
     if use_ray and n > 1:
-        # Whole waves: as many partitions as a multiple of the cluster's CPUs (3 partitions on
-        # 2 CPUs leave one CPU idle while the last one runs).
         import ray
 
+        from pipelines.ray_connect import connect
+
+        connect(None)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        n = -(-n // cpus) * cpus
+        if n >= cpus:
+            # Whole waves: a multiple of the cluster's CPUs (3 partitions on 2 CPUs leave one
+            # CPU idle while the last one runs). Fewer partitions than CPUs run in one wave anyway.
+            n = -(-n // cpus) * cpus
     return n
 
 
-def _connected() -> bool:
-    """Join (or start) the job's Ray now: pass 2's tasks and the run-id box need it."""
+def _run_id_box(on_ray: bool, plan: SweepPlan) -> RunIdBox | None:
+    """A box for the run id when pass 2 runs on Ray (joined or started now) and Ray has a
+    key-value store; None: the run is started before pass 2 is submitted."""
+    if not on_ray or not plan.policies:
+        return None
     from pipelines.ray_connect import connect
 
     connect(None)
-    return True
+    return RunIdBox() if available() else None
 
 
 def _merge(plan: SweepPlan, parts: Iterator[BucketResult]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -322,7 +329,7 @@ def run_sweep(config: SweepConfig) -> SweepResult:
     new = plan.new_pack
     # On Ray, pass 2 starts now: its tasks read and re-decide while MLflow is imported and the run
     # started here, and wait for the run id only to commit.
-    box = RunIdBox() if on_ray and plan.policies and _connected() and available() else None
+    box = _run_id_box(on_ray, plan)
     parts = _pass2(config, plan, decisions, scores, None, commit=True, use_ray=True, run_box=box) if box else None
     try:
         if warm is not None:

@@ -296,3 +296,19 @@ def test_ray_buckets_give_the_report_of_one_local_bucket(lake: Lake, ray_cluster
     key = ["content_id", "market", "policy_id"]
     assert ray_7.sor_rows.sort(key).equals(local.sor_rows.sort(key))
     assert ray_7.lineage == local.lineage
+
+
+def test_statements_written_by_partitions_on_ray_equal_those_of_one_local_partition(
+    lake: Lake, ray_cluster: str, tmp_path: Path
+) -> None:
+    """Each partition writes its own statements of reasons (a part file); the report's file joins
+    them: the same statements and report as one local partition, and no part is left behind."""
+    pinned = datetime.now(UTC)
+    one = run_audit(AuditConfig(lake=lake, as_of=pinned, buckets=1, use_ray=False, out=str(tmp_path / "one")))
+    # 19 partitions: merge tasks fold them 8 at a time, the driver folds the rest.
+    many = run_audit(AuditConfig(lake=lake, as_of=pinned, buckets=19, use_ray=True, out=str(tmp_path / "many")))
+    lines = [sorted(Path(r.statements or "").read_text().splitlines()) for r in (one, many)]
+    assert lines[0] and lines[0] == lines[1]
+    assert one.statements_written == many.statements_written == len(lines[0])
+    assert pl.read_parquet(many.report_parquet).equals(pl.read_parquet(one.report_parquet))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many", "one"]  # the parts are gone
