@@ -147,9 +147,9 @@ def read_some(spec: ReadSpec, files: Sequence[int], where: pl.Expr | None = None
     for expr in (where, spec.where):
         if expr is not None:
             frame = frame.filter(expr)
-    # One chunk per column: group-bys, joins and gathers on a frame of many chunks (one per file)
-    # run several times slower than the copy costs.
-    return frame.select([pl.col(c).cast(t) for c, t in spec.schema.items()]).collect().rechunk()
+    # One chunk per file: callers whose group-bys are heavy re-chunk (the copy costs less than
+    # group-bys over many chunks); the sweep's pass 2 does not.
+    return frame.select([pl.col(c).cast(t) for c, t in spec.schema.items()]).collect()
 
 
 def split_files(spec: ReadSpec, lo: int, hi: int, n_buckets: int) -> list[pl.DataFrame]:

@@ -27,21 +27,6 @@ def pairs(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     ``old`` and ``new``: content_id, market, policy_id, action. A key with no old decision
     (content never decided under this policy before) starts from ``none``.
     """
-    # Joined on a 64-bit hash of the key (cheaper than on three strings); each joined pair is
-    # then checked on the strings, and a hash collision falls back to the plain join.
-    key = hash_columns(KEY, seed=29).alias("__k")
-    left = new.select(*KEY, pl.col("action").alias("new_action"), key)
-    right = old.select(pl.col("action").alias("old_action"), key, *(pl.col(c).alias(f"__{c}") for c in KEY))
-    if right["__k"].is_duplicated().any():
-        return _pairs_exact(old, new)
-    joined = left.join(right, on="__k", how="left")
-    other = pl.any_horizontal(pl.col(f"__{c}") != pl.col(c) for c in KEY)  # null where unmatched
-    if joined.select(other.fill_null(False).any()).item():
-        return _pairs_exact(old, new)
-    return joined.select(*KEY, "new_action", pl.col("old_action").fill_null("none"))
-
-
-def _pairs_exact(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     return (
         new.select(*KEY, pl.col("action").alias("new_action"))
         .join(old.select(*KEY, pl.col("action").alias("old_action")), on=list(KEY), how="left")

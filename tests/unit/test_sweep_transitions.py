@@ -41,15 +41,3 @@ def test_empty_pairs() -> None:
     )
     p = pairs(empty, empty)
     assert transition_matrix(p).equals(matrix(item_states(p)))
-
-
-def test_pairs_by_hash_equal_the_join_on_the_key_columns() -> None:
-    from pipelines.sweep.transitions import _pairs_exact
-
-    rng = np.random.default_rng(9)
-    new = _decisions(rng, 4000, list(ALL_MARKETS))
-    old = _decisions(rng, 3000, list(ALL_MARKETS))
-    key = ["content_id", "market", "policy_id"]
-    got, want = pairs(old, new).sort(key), _pairs_exact(old, new).sort(key)
-    assert got.equals(want.select(got.columns))
-    assert (got["old_action"] != "none").sum() > 0 and got.height == new.height
