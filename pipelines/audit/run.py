@@ -18,7 +18,7 @@ import polars as pl
 from pipelines import markets as mk
 from pipelines.audit import aggregate as ag
 from pipelines.audit.accuracy import CELL, METRICS, estimate_domains
-from pipelines.audit.buckets import ReadSpec, concat, map_reduce, pinned_files
+from pipelines.audit.buckets import ReadSpec, concat, map_reduce, pinned_files, use_ray_for
 from pipelines.audit.complaints import complaint_figures
 from pipelines.audit.complaints import empty as complaints_empty
 from pipelines.audit.config import AuditConfig
@@ -199,6 +199,9 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # current decisions and small partial aggregates; only those come back here and are merged.
     clock.lap("inputs")
     unit_ids = units.select((pl.col("content_id").hash(seed=11) ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
+    spec = _read_spec(config, pins["decisions"], policies)
+    if statements_dir is not None and not _reachable(statements_dir, config, spec.pinned.total_rows):
+        statements_dir = None  # the partitions return their restrictive rows instead
     args = BucketArgs(
         before=config.period_end,
         start=config.start,
@@ -210,8 +213,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         statements_dir=statements_dir if statements else None,
         packs=packs if statements and statements_dir else {},
     )
-    spec = _read_spec(config, pins["decisions"], policies)
-    # Partials are merged in a tree (Ray tasks on Ray): the driver receives one, whatever the table.
+    # Partials are merged in a tree (merge tasks on Ray, then the driver folds at most FAN_IN).
     merged = fold(map_reduce(spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, combine=fold))
     clock.lap("current_decisions")
     agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema))
@@ -397,18 +399,27 @@ def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True
     )
 
 
-def _parts_dir(out_uri: str) -> str | None:
-    """A fresh folder for the partitions' statement parts, beside the report: on the report's
-    object store, or a local folder when every worker shares this machine's disk. None (the rows
-    come back to the driver) for a local report with Ray workers on other machines."""
+def _parts_dir(out_uri: str) -> str:
+    """A fresh folder for the partitions' statement parts, beside the report (on the report's
+    object store, or the local disk; :func:`_reachable` says whether the partitions may use it)."""
     name = f".statements-{uuid.uuid4().hex}"
-    if is_remote(out_uri):
-        return join(out_uri, name)
+    return join(out_uri, name) if is_remote(out_uri) else str(local_path(out_uri).parent / name)
+
+
+def _reachable(folder: str, config: AuditConfig, rows: int) -> bool:
+    """Whether every partition can write into ``folder``: an object store, or a local folder when
+    the partitions run in this process or on a Ray cluster of this machine alone."""
+    if is_remote(folder):
+        return True
+    use_ray = config.use_ray if config.use_ray is not None else use_ray_for(rows)
+    if not use_ray:
+        return True
     import ray
 
-    if ray.is_initialized() and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
-        return None
-    return str(local_path(out_uri).parent / name)
+    from pipelines.ray_connect import connect
+
+    connect(None)
+    return len([n for n in ray.nodes() if n.get("Alive")]) <= 1
 
 
 def _write(result: Computed, out: Path, *, html: bool, statements: bool) -> int:
