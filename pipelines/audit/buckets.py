@@ -184,6 +184,15 @@ def use_ray_for(rows: int) -> bool:
     return ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
 
 
+def runs_on_ray(specs: ReadSpec | Sequence[ReadSpec], use_ray: bool | None) -> bool:
+    """Whether a pass over ``specs`` runs on Ray: ``use_ray`` when given, else by the tables' rows
+    (:func:`use_ray_for`). The rule :func:`map_reduce` follows, for callers that prepare for it."""
+    if use_ray is not None:
+        return use_ray
+    specs = (specs,) if isinstance(specs, ReadSpec) else tuple(specs)
+    return use_ray_for(sum(s.pinned.total_rows for s in specs))
+
+
 def map_reduce(
     specs: ReadSpec | Sequence[ReadSpec],
     fn: Callable[..., Any],
@@ -214,8 +223,7 @@ def map_reduce(
     specs = (specs,) if isinstance(specs, ReadSpec) else tuple(specs)
     rows = sum(s.pinned.total_rows for s in specs)
     n = buckets or n_buckets_for(rows)
-    if use_ray is None:
-        use_ray = use_ray_for(rows)
+    use_ray = runs_on_ray(specs, use_ray)
     plan = plan_ranges([_pieces(s.pinned, rows // n) for s in specs], n) if n > 1 else None
     if not use_ray:
         # In this process, one partition at a time as the caller asks for them.

@@ -18,7 +18,7 @@ import polars as pl
 from pipelines import markets as mk
 from pipelines.audit import aggregate as ag
 from pipelines.audit.accuracy import CELL, METRICS, estimate_domains
-from pipelines.audit.buckets import ReadSpec, concat, map_reduce, pinned_files, use_ray_for
+from pipelines.audit.buckets import ReadSpec, concat, map_reduce, pinned_files, runs_on_ray
 from pipelines.audit.complaints import complaint_figures
 from pipelines.audit.complaints import empty as complaints_empty
 from pipelines.audit.config import AuditConfig
@@ -200,7 +200,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     clock.lap("inputs")
     unit_ids = units.select((pl.col("content_id").hash(seed=11) ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
     spec = _read_spec(config, pins["decisions"], policies)
-    if statements_dir is not None and not _reachable(statements_dir, config, spec.pinned.total_rows):
+    if statements_dir is not None and not _reachable(statements_dir, runs_on_ray(spec, config.use_ray)):
         statements_dir = None  # the partitions return their restrictive rows instead
     args = BucketArgs(
         before=config.period_end,
@@ -406,13 +406,10 @@ def _parts_dir(out_uri: str) -> str:
     return join(out_uri, name) if is_remote(out_uri) else str(local_path(out_uri).parent / name)
 
 
-def _reachable(folder: str, config: AuditConfig, rows: int) -> bool:
+def _reachable(folder: str, on_ray: bool) -> bool:
     """Whether every partition can write into ``folder``: an object store, or a local folder when
     the partitions run in this process or on a Ray cluster of this machine alone."""
-    if is_remote(folder):
-        return True
-    use_ray = config.use_ray if config.use_ray is not None else use_ray_for(rows)
-    if not use_ray:
+    if is_remote(folder) or not on_ray:
         return True
     import ray
 

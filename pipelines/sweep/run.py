@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from pipelines.audit.buckets import ReadSpec, map_reduce, n_buckets_for, pinned_files, use_ray_for
+from pipelines.audit.buckets import ReadSpec, map_reduce, n_buckets_for, pinned_files, runs_on_ray
 from pipelines.errors import BadConfigError, BadInputError
 from pipelines.lake import table_exists
 from pipelines.policy import Pack, load_pack, parse_pack, record_pack
@@ -262,31 +262,17 @@ def _pass2(
         sweep_bucket,
         (bucket_job,),
         use_ray=use_ray,
-        buckets=_pass2_partitions(config, plan, decisions, scores, use_ray=use_ray),
+        buckets=_pass2_partitions(config, plan, decisions, scores),
         pass_bucket=True,
     )
 
 
-def _pass2_partitions(
-    config: SweepConfig, plan: SweepPlan, decisions: ReadSpec, scores: ReadSpec, *, use_ray: bool
-) -> int:
-    if config.buckets:
-        return config.buckets
+def _pass2_partitions(config: SweepConfig, plan: SweepPlan, decisions: ReadSpec, scores: ReadSpec) -> int:
     # Only the re-decided policies' rows are read (the filters): size the partitions by them.
     share = len(plan.policies) / max(1, len(plan.old_pack.policy_ids))
-    n = n_buckets_for(decisions.pinned.total_rows + scores.pinned.total_rows, share=share, bucket_rows=PASS2_ROWS)
-    if use_ray and n > 1:
-        import ray
-
-        from pipelines.ray_connect import connect
-
-        connect(None)
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        if n >= cpus:
-            # Whole waves: a multiple of the cluster's CPUs (3 partitions on 2 CPUs leave one
-            # CPU idle while the last one runs). Fewer partitions than CPUs run in one wave anyway.
-            n = -(-n // cpus) * cpus
-    return n
+    return config.buckets or n_buckets_for(
+        decisions.pinned.total_rows + scores.pinned.total_rows, share=share, bucket_rows=PASS2_ROWS
+    )
 
 
 def _run_id_box(on_ray: bool, plan: SweepPlan) -> RunIdBox | None:
@@ -316,11 +302,7 @@ def run_sweep(config: SweepConfig) -> SweepResult:
     warm = None if config.dry_run else prewarm(config.lake)
     plan, decisions, scores = plan_sweep(config)
     print(plan.describe(), file=sys.stderr)
-    on_ray = (
-        config.use_ray
-        if config.use_ray is not None
-        else use_ray_for(decisions.pinned.total_rows + scores.pinned.total_rows)
-    )
+    on_ray = runs_on_ray((decisions, scores), config.use_ray)
     if config.dry_run:
         summ, mat, _ = _merge(plan, _pass2(config, plan, decisions, scores, None, commit=False, use_ray=on_ray))
         return SweepResult(plan, summ, mat, None, None, 0, time.monotonic() - started)
