@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -91,6 +91,18 @@ def read_bytes(uri: str) -> bytes:
         return bytes(f.read())
 
 
+def copy_into(uri: str, out: BinaryIO) -> None:
+    """Append the content of the file ``uri`` to the open binary file ``out``, streaming."""
+    if not is_remote(uri):
+        with open(local_path(uri), "rb") as src:
+            shutil.copyfileobj(src, out, _COPY_BLOCK)
+        return
+    fs, path = _remote(uri)
+    with fs.open_input_stream(path) as stream:
+        while block := stream.read(_COPY_BLOCK):
+            out.write(block)
+
+
 def remove_tree(uri: str) -> None:
     """Delete the folder ``uri`` and everything under it (nothing if absent)."""
     if not is_remote(uri):
@@ -136,6 +148,7 @@ def staged_dir(uri: str) -> Iterator[Path]:
 
 
 __all__ = [
+    "copy_into",
     "exists",
     "is_remote",
     "join",

@@ -244,11 +244,14 @@ def write_part(folder: str, rows: pl.DataFrame, packs: dict[str, tuple[Pack, str
     import tempfile
     import uuid
 
-    from pipelines.storage import join, upload_file
+    from pipelines.storage import is_remote, join, local_path, upload_file
 
     if rows.height == 0:
         return None, 0
     uri = join(folder, f"part-{uuid.uuid4().hex}.jsonl")  # a retried task writes a new part
+    if not is_remote(uri):
+        local_path(folder).mkdir(parents=True, exist_ok=True)
+        return uri, write_jsonl(str(local_path(uri)), rows, packs)
     with tempfile.TemporaryDirectory(prefix="trustbatch-sor-") as tmp:
         local = str(Path(tmp) / "part.jsonl")
         written = write_jsonl(local, rows, packs)
@@ -258,19 +261,8 @@ def write_part(folder: str, rows: pl.DataFrame, packs: dict[str, tuple[Pack, str
 
 def concat_parts(parts: list[str], path: str) -> None:
     """Join the part files ``parts`` (in the order given) into the local file ``path``, streaming."""
-    import shutil
-
-    import pyarrow.fs as pafs
-
-    from pipelines.storage import is_remote, local_path
+    from pipelines.storage import copy_into
 
     with open(path, "wb") as out:
         for uri in parts:
-            if is_remote(uri):
-                fs, key = pafs.FileSystem.from_uri(uri)
-                with fs.open_input_stream(key) as src:
-                    while block := src.read(8 << 20):
-                        out.write(block)
-            else:
-                with open(local_path(uri), "rb") as src:
-                    shutil.copyfileobj(src, out, 8 << 20)
+            copy_into(uri, out)
