@@ -7,7 +7,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -377,6 +376,8 @@ def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True
     t0 = time.perf_counter()
     out_uri = config.out_dir()
     parts_dir = _parts_dir(out_uri) if statements else None
+    if parts_dir is not None:
+        remove_tree(parts_dir)  # what a killed run of this report left
     try:
         result = compute(config, statements=statements, statements_dir=parts_dir)
         with staged_dir(out_uri) as out:  # the folder itself, or one uploaded to an object-store URI
@@ -400,10 +401,13 @@ def run_audit(config: AuditConfig, *, html: bool = True, statements: bool = True
 
 
 def _parts_dir(out_uri: str) -> str:
-    """A fresh folder for the partitions' statement parts, beside the report (on the report's
-    object store, or the local disk; :func:`_reachable` says whether the partitions may use it)."""
-    name = f".statements-{uuid.uuid4().hex}"
-    return join(out_uri, name) if is_remote(out_uri) else str(local_path(out_uri).parent / name)
+    """The folder of this report's statement parts, beside the report (on the report's object
+    store, or the local disk; :func:`_reachable` says whether the partitions may use it). Named
+    after the report, so that running a killed audit again removes what the killed run left."""
+    if is_remote(out_uri):
+        return join(out_uri, ".statements")
+    out = local_path(out_uri)
+    return str(out.parent / f".{out.name}.statements")
 
 
 def _reachable(folder: str, on_ray: bool) -> bool:
