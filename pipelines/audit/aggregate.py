@@ -1,18 +1,13 @@
 """Counts, shares and distributions per region (market or group) × policy, from current decisions.
 
-Built for 10 million decision rows on two cores:
-
-- ``cells``: decision counts by market × policy (× breakdowns) × language × stratum × action
-  × automation × source × lineage (policy version, model, run id). One group-by on a single 64-bit
-  key (XOR of per-column hashes) instead of on ten string columns; the key columns are then
-  gathered from one row per cell. Every count in the report, for markets and for groups, is
-  a sum over cells; the estimators take their population counts from them; the lineage
-  lists come from them.
-- quantiles: the scores and hours of each market × policy are gathered once as arrays;
-  market quantiles, and group quantiles over the concatenated arrays of member markets, use
-  ``numpy.partition`` (linear interpolation, like ``polars`` ``quantile(..., "linear")``).
-- ``items`` per group: distinct items (an item shown in several markets of a group counts
-  once), by ``n_unique`` of the 64-bit item hash.
+- ``cells`` (:func:`cells_of`, per partition): decision counts by market × policy (× breakdowns)
+  × language × stratum × action × automation × source × lineage (policy version, model, run id).
+  One group-by on a single 64-bit key (XOR of per-column hashes; the strata as small integer
+  codes) instead of on ten string columns; the key columns are then gathered from one row per
+  cell. Every count in the report, for markets and for groups, is a sum over cells; the
+  estimators take their population counts from them; the lineage lists come from them.
+- quantiles and distinct items per group come from the partitions' summaries
+  (:mod:`pipelines.audit.partial`); :class:`Aggregates` holds the merged result.
 
 A 64-bit hash collision between two different cells would merge them; with thousands of
 cells the chance is about 1e-12 per report.
@@ -20,18 +15,14 @@ cells the chance is about 1e-12 per report.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
 from pipelines import markets as mk
-from pipelines.audit.quantiles import exact_quantiles
-from pipelines.audit.strata import band_label, region_group
-from pipelines.buckets import count_by, hash_columns
+from pipelines.audit.strata import band_label, region_group_code, region_group_label
+from pipelines.buckets import count_by
 from pipelines.current import is_of_record
 from pipelines.schema import ACTIONS
 
@@ -57,101 +48,22 @@ class Aggregates:
 
 
 def _cell_keys(dims: Sequence[str]) -> list[str]:
-    # __band, not the band label: labels are added to the (small) cells after.
-    keys = ["market", *dims, "language", "region_group", "__band", "changed", "action", "automated", "source"]
+    # Codes (__rg, __band), not labels: labels are added to the (small) cells after.
+    keys = ["market", *dims, "language", "__rg", "__band", "changed", "action", "automated", "source"]
     return list(dict.fromkeys([*keys, *LINEAGE_COLS]))
 
 
 def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
+    """Current decisions counted by report cell (``n``), with ``region_group`` and ``score_band``."""
     # The origin's region group, not the region: the strata need only the group, and cells keyed
     # by origin region are about ten times as many (each item is shown in markets of other regions).
-    frame = current.with_columns(region_group(pl.col("region")).alias("region_group"))
+    frame = current.with_columns(region_group_code(pl.col("region")).alias("__rg"))
     counted = count_by(frame, _cell_keys(dims), seed=1000)
-    return counted.with_columns(band_label(pl.col("__band")).alias("score_band")).drop("__band")
-
-
-def _q_row(scores: np.ndarray, hours: np.ndarray) -> dict[str, float | None]:
-    row: dict[str, float | None] = {}
-    for name, v in zip(HOUR_QUANTILES, exact_quantiles(hours, list(HOUR_QUANTILES.values())), strict=True):
-        row[name] = v
-    for q, v in zip(SCORE_QUANTILES, exact_quantiles(scores, SCORE_QUANTILES), strict=True):
-        row[f"score_p{round(q * 100)}"] = v
-    return row
-
-
-def _merge(parts: list[np.ndarray]) -> np.ndarray:
-    """Sorted union of sorted arrays: timsort ('stable') merges the pre-sorted runs in O(n log runs)."""
-    return np.sort(np.concatenate(parts), kind="stable") if len(parts) > 1 else parts[0]
-
-
-def quantiles_of(
-    current: pl.DataFrame, dims: Sequence[str], groups: Sequence[str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(market quantiles, group quantiles + distinct items) per region × dims."""
-    dims = list(dims)
-    hours = (pl.col("decided_at") - pl.col("created_at")).dt.total_seconds(fractional=True) / 3600.0
-    # One sort by a 64-bit key of (market, dims) makes each market × dims a contiguous slice
-    # of two float arrays: no per-group Python objects.
-    narrow = current.select(
-        hash_columns(["market", *dims], seed=1000).alias("__m"), "market", *dims,
-        pl.col("score").cast(pl.Float64).alias("s"), hours.alias("h"),
-    ).sort("__m")  # fmt: skip
-    bounds = narrow.group_by("__m", maintain_order=True).agg(pl.len().alias("__len"), pl.col("market", *dims).first())
-    s_all, h_all = narrow["s"].to_numpy(), narrow["h"].to_numpy()
-    keys = [tuple(r[k] for k in ["market", *dims]) for r in bounds.iter_rows(named=True)]
-    ends = np.cumsum(bounds["__len"].to_numpy())
-    starts = ends - bounds["__len"].to_numpy()
-
-    def sort_slice(i: int) -> tuple[np.ndarray, np.ndarray]:
-        s, h = s_all[starts[i] : ends[i]], h_all[starts[i] : ends[i]]
-        return np.sort(s[~np.isnan(s)]), np.sort(h[~np.isnan(h)])
-
-    # numpy sorts release the GIL: one thread per core halves the wall time on two cores.
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        sorted_slices = list(pool.map(sort_slice, range(len(keys))))
-        arrays = dict(zip(keys, sorted_slices, strict=True))
-        market_rows = [
-            {**dict(zip(["region", *dims], key, strict=True)), **_q_row(s, h)} for key, (s, h) in arrays.items()
-        ]
-        jobs: list[tuple[str, tuple[object, ...], list[tuple[np.ndarray, np.ndarray]]]] = []
-        for g in groups:
-            members = set(mk.GROUPS[g])
-            by_dims: dict[tuple[object, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
-            for key, arr in sorted(arrays.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-                if key[0] in members:
-                    by_dims.setdefault(key[1:], []).append(arr)
-            jobs += [(g, dkey, parts) for dkey, parts in by_dims.items()]
-
-        def group_row(job: tuple[str, tuple[object, ...], list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, object]:
-            g, dkey, parts = job
-            merged = _q_row(_merge([p[0] for p in parts]), _merge([p[1] for p in parts]))
-            return {"region": g, **dict(zip(dims, dkey, strict=True)), **merged}
-
-        group_rows = list(pool.map(group_row, jobs))
-    in_group = {g: pl.col("market").is_in(list(mk.GROUPS[g])) for g in groups}
-    items = (
-        current.group_by(dims)
-        .agg(pl.col("__c").filter(m).n_unique().cast(pl.Int64).alias(g) for g, m in in_group.items())
-        .unpivot(index=dims, on=list(groups), variable_name="region", value_name="items")
-        if groups
-        else None
-    )
-    schema: dict[str, pl.DataType] = {"region": pl.String(), **{d: current.schema[d] for d in dims}}
-    qcols: dict[str, pl.DataType] = {
-        c: pl.Float64() for c in [*HOUR_QUANTILES, *(f"score_p{round(q * 100)}" for q in SCORE_QUANTILES)]
-    }
-    market_q = pl.DataFrame(market_rows, schema={**schema, **qcols}, orient="row")
-    group_q = pl.DataFrame(group_rows, schema={**schema, **qcols}, orient="row")
-    if items is not None:
-        group_q = group_q.join(items.select("region", *dims, "items"), on=["region", *dims], how="left")
-    else:
-        group_q = group_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("items"))
-    return market_q, group_q
-
-
-def collect(current: pl.DataFrame, *, dims: Sequence[str], groups: Sequence[str]) -> Aggregates:
-    market_q, group_q = quantiles_of(current, dims, groups)
-    return Aggregates(cells=cells_of(current, dims), market_q=market_q, group_q=group_q, dims=tuple(dims))
+    # Columns in the order of the labelled keys (region_group where __rg was), n, score_band.
+    order = [("region_group" if c == "__rg" else c) for c in counted.columns if c != "__band"] + ["score_band"]
+    return counted.with_columns(
+        region_group_label(pl.col("__rg")).alias("region_group"), band_label(pl.col("__band")).alias("score_band")
+    ).select(order)
 
 
 def with_regions(frame: pl.DataFrame, groups: Sequence[str]) -> pl.DataFrame:

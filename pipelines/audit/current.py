@@ -69,8 +69,7 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl
     scan = decisions if before is None else decisions.filter(pl.col("decided_at") < before)
     # Eager from here, on one chunk per column: a lazy collect returns many small chunks, on
     # which the hashes, filters and group-bys below run several times slower.
-    rows = _hash_key(scan.collect())
-    rows = rows.rechunk()
+    rows = _hash_key(scan.collect().rechunk())
     repeated = repeated_values(rows["__k"])
     band = band_code(pl.col("score"), pl.col("source")).alias("__band")
     if repeated.len() == 0:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from pipelines import markets as mk
@@ -69,6 +70,10 @@ def _hours() -> pl.Expr:
 def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
     """Everything the report needs from one bucket's decision rows (decided before ``a.before``)."""
     out = Partial(rows=rows.height)
+    # One chunk per column first: a frame read from Parquet has columns of different chunkings
+    # (about 100 chunks for some), and every frame operation on it first re-aligns them all
+    # (measured ~0.1 s per operation on 2 M rows, as much as the copy).
+    rows = rows.rechunk()
     if a.letter_ids.len():
         out.decided_letters.append(
             rows.filter(pl.col("content_id").is_in(a.letter_ids.implode())).select("content_id").unique()
@@ -81,23 +86,26 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         frame = frame.filter(pl.col("decided_at") >= a.start)
     dims = list(a.dims)
     out.cells.append(ag.cells_of(frame, dims))
-    # One group-by into lists, on a 64-bit hash of the group (cheaper than on the strings, or
-    # than partition_by's frame per group).
+    # One group-by into lists per market × dims, on a 64-bit hash of the group (cheaper than on the
+    # strings, or than partition_by's frame per group): scores and hours for the quantiles, item
+    # hashes for the distinct items per group.
     lists = (
         frame.with_columns(hash_columns(["market", *dims], seed=1100).alias("__m"))
         .group_by("__m")
-        .agg(pl.col("market", *dims).first(), pl.col("score").cast(pl.Float64).alias("s"), _hours().alias("h"))
+        .agg(
+            pl.col("market", *dims).first(),
+            pl.col("score").cast(pl.Float64).alias("s"),
+            _hours().alias("h"),
+            pl.col("__c").alias("c") if a.groups else pl.len(),
+        )
     )
+    keys: list[QKey] = lists.select("market", *dims).rows()
     scores, hours = lists["s"], lists["h"]
-    for i, key in enumerate(lists.select("market", *dims).rows()):
+    for i, key in enumerate(keys):
         out.summaries[key] = (Summary().add(scores[i].to_numpy()), Summary().add(hours[i].to_numpy()))
     if a.groups:
-        in_group = {g: pl.col("market").is_in(list(mk.GROUPS[g])) for g in a.groups}
-        out.items.append(
-            frame.group_by(dims)
-            .agg(pl.col("__c").filter(m).n_unique().cast(pl.Int64).alias(g) for g, m in in_group.items())
-            .unpivot(index=dims, on=list(a.groups), variable_name="region", value_name="items")
-        )
+        schema = {d: lists.schema[d] for d in dims}
+        out.items.append(_distinct_items(keys, lists["c"], schema, a.groups))
     out.labelled.append(frame.filter(pl.col("__i").is_in(a.unit_ids.implode())))
     if a.statements:
         restrictive = restrictive_rows(frame.lazy()).collect()
@@ -109,6 +117,33 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
             out.statement_parts += [uri] if uri else []
             out.statements_written += written
     return out
+
+
+def _distinct_items(
+    keys: Sequence[QKey], items: pl.Series, schema: dict[str, pl.DataType], groups: Sequence[str]
+) -> pl.DataFrame:
+    """Distinct items per dims × group (columns: dims, ``region``, ``items``) from the item hashes
+    of each market × dims (``keys[i]`` = (market, *dims), ``items[i]`` its list of hashes).
+
+    An item shown in several markets of a group counts once: the hashes of the group's markets
+    are sorted together and counted once each (numpy's 64-bit sort; a polars ``n_unique`` per
+    group and filter cost about twice as much).
+    """
+    by_dims: dict[QKey, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_dims.setdefault(key[1:], []).append(i)
+    rows = []
+    for d, members_of_d in by_dims.items():
+        for g in groups:
+            markets = set(mk.GROUPS[g])
+            parts = [items[i].to_numpy() for i in members_of_d if keys[i][0] in markets]
+            rows.append((*d, g, _count_distinct(parts)))
+    return pl.DataFrame(rows, schema={**schema, "region": pl.String, "items": pl.Int64}, orient="row")
+
+
+def _count_distinct(parts: Sequence[np.ndarray]) -> int:
+    values = np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
+    return int(values.size and 1 + np.count_nonzero(values[1:] != values[:-1]))
 
 
 def fold(partials: Iterable[Partial]) -> Partial:
