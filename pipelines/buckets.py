@@ -35,17 +35,19 @@ def hash_columns(columns: Sequence[str], seed: int = 0) -> pl.Expr:
     return key
 
 
-def count_by(frame: pl.DataFrame, columns: Sequence[str], *, seed: int = 0) -> pl.DataFrame:
+def count_by(frame: pl.DataFrame, columns: Sequence[str], *, seed: int = 0, key: str | None = None) -> pl.DataFrame:
     """Rows per distinct value of ``columns`` (``n``, Int64: partials summed over a table of
     10^10 rows overflow 32 bits): a group-by on their 64-bit hash,
-    each group named by its first row."""
+    each group named by its first row. ``key``: also keep the hash, as a first column of that
+    name (partial counts are then summed by one integer column)."""
     groups = (
         frame.select(hash_columns(columns, seed).alias("__g"))
         .with_row_index("__row")
         .group_by("__g")
         .agg(pl.len().alias("n"), pl.first("__row"))
     )
-    return frame.select(columns).gather(groups["__row"]).with_columns(groups["n"].cast(pl.Int64))
+    out = frame.select(columns).gather(groups["__row"]).with_columns(groups["n"].cast(pl.Int64))
+    return out.insert_column(0, groups["__g"].alias(key)) if key else out
 
 
 def file_groups(rows: Sequence[int], rows_per_group: int) -> list[tuple[int, int]]:

@@ -54,12 +54,14 @@ def _cell_keys(dims: Sequence[str]) -> list[str]:
 
 
 def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
-    """Current decisions counted by report cell (``n``), with ``region_group`` and ``score_band``."""
+    """Current decisions counted by report cell (``n``), with ``region_group``, ``score_band`` and
+    the cell's 64-bit key ``__g``."""
     # The origin's region group, not the region: the strata need only the group, and cells keyed
     # by origin region are about ten times as many (each item is shown in markets of other regions).
     frame = current.with_columns(region_group_code(pl.col("region")).alias("__rg"))
-    counted = count_by(frame, _cell_keys(dims), seed=1000)
-    # Columns in the order of the labelled keys (region_group where __rg was), n, score_band.
+    counted = count_by(frame, _cell_keys(dims), seed=1000, key="__g")
+    # Columns: __g (the cell's key, for summing partials), the labelled keys (region_group where
+    # __rg was), n, score_band.
     order = [("region_group" if c == "__rg" else c) for c in counted.columns if c != "__band"] + ["score_band"]
     return counted.with_columns(
         region_group_label(pl.col("__rg")).alias("region_group"), band_label(pl.col("__band")).alias("score_band")
