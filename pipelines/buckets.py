@@ -29,19 +29,24 @@ def hash_columns(columns: Sequence[str], seed: int = 0) -> pl.Expr:
     columns; a collision (about 1e-12 for thousands of groups) merges two keys, so callers that
     must be exact check the few candidates on the columns themselves.
     """
-    key: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-    for i, c in enumerate(columns):
+    if not columns:
+        return pl.lit(0, dtype=pl.UInt64)
+    key = pl.col(columns[0]).hash(seed=seed)
+    for i, c in enumerate(columns[1:], start=1):
         key = key ^ pl.col(c).hash(seed=seed + i)
     return key
 
 
-def count_by(frame: pl.DataFrame, columns: Sequence[str], *, seed: int = 0, key: str | None = None) -> pl.DataFrame:
+def count_by(
+    frame: pl.DataFrame, columns: Sequence[str], *, seed: int = 0, key: str | None = None, by: pl.Expr | None = None
+) -> pl.DataFrame:
     """Rows per distinct value of ``columns`` (``n``, Int64: partials summed over a table of
     10^10 rows overflow 32 bits): a group-by on their 64-bit hash,
     each group named by its first row. ``key``: also keep the hash, as a first column of that
-    name (partial counts are then summed by one integer column)."""
+    name (partial counts are then summed by one integer column). ``by``: the 64-bit hash of
+    ``columns`` when the caller has one (default: :func:`hash_columns` with ``seed``)."""
     groups = (
-        frame.select(hash_columns(columns, seed).alias("__g"))
+        frame.select((hash_columns(columns, seed) if by is None else by).alias("__g"))
         .with_row_index("__row")
         .group_by("__g")
         .agg(pl.len().alias("n"), pl.first("__row"))

@@ -22,7 +22,7 @@ import polars as pl
 
 from pipelines import markets as mk
 from pipelines.audit.strata import band_label, region_group_code, region_group_label
-from pipelines.buckets import count_by
+from pipelines.buckets import count_by, hash_columns
 from pipelines.current import is_of_record
 from pipelines.schema import ACTIONS
 
@@ -59,7 +59,10 @@ def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
     # The origin's region group, not the region: the strata need only the group, and cells keyed
     # by origin region are about ten times as many (each item is shown in markets of other regions).
     frame = current.with_columns(region_group_code(pl.col("region")).alias("__rg"))
-    counted = count_by(frame, _cell_keys(dims), seed=1000, key="__g")
+    keys = _cell_keys(dims)
+    # Market and policy come hashed already (__mp, from pipelines.audit.current).
+    rest = [c for c in keys if c not in ("market", "policy_id")]
+    counted = count_by(frame, keys, key="__g", by=pl.col("__mp") ^ hash_columns(rest, seed=1000))
     # Columns: __g (the cell's key, for summing partials), the labelled keys (region_group where
     # __rg was), n, score_band.
     order = [("region_group" if c == "__rg" else c) for c in counted.columns if c != "__band"] + ["score_band"]

@@ -44,13 +44,19 @@ def scan_decisions(pinned: Pinned) -> pl.LazyFrame:
 
 
 def _hash_key(frame: _F) -> _F:
-    """Add 64-bit hashes: __c names the item, __i the (item, policy) review unit, __k the decision key.
+    """Add 64-bit hashes: __c names the item, __i the (item, policy) review unit, __k the decision
+    key, __mp the (market, policy) pair (reused by the partitions' group keys: each string column
+    is hashed once).
 
     XOR of per-column hashes is cheap; a collision only sends rows down the exact path.
     """
-    frame = frame.with_columns(pl.col("content_id").hash(seed=11).alias("__c"))
-    frame = frame.with_columns((pl.col("__c") ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
-    return frame.with_columns((pl.col("__i") ^ pl.col("market").hash(seed=17)).alias("__k"))
+    frame = frame.with_columns(
+        pl.col("content_id").hash(seed=11).alias("__c"), pl.col("policy_id").hash(seed=13).alias("__p")
+    )
+    frame = frame.with_columns(
+        (pl.col("__c") ^ pl.col("__p")).alias("__i"), (pl.col("__p") ^ pl.col("market").hash(seed=17)).alias("__mp")
+    )
+    return frame.with_columns((pl.col("__c") ^ pl.col("__mp")).alias("__k")).drop("__p")
 
 
 def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl.DataFrame:
@@ -61,7 +67,7 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl
     ones are sorted and reduced. Adds ``changed`` (bool): the item's decision under this
     policy took more than one action over its history in any market (a sweep or a new model
     changed it), ``__band`` (the band code, hash matches apart, :func:`pipelines.audit.strata.band_code`),
-    and the hashes ``__c`` (item) and ``__i`` (item × policy) that counts and joins use
+    and the hashes ``__c`` (item), ``__i`` (item × policy) and ``__mp`` (market × policy) that counts and joins use
     instead of strings. Stratum labels (:func:`with_strata`) are added to small frames only:
     on 10 million rows they cost more than the whole aggregation.
     """

@@ -15,6 +15,7 @@ group are exact. A bucket returns:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -89,8 +90,9 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
     # One group-by into lists per market × dims, on a 64-bit hash of the group (cheaper than on the
     # strings, or than partition_by's frame per group): scores and hours for the quantiles, item
     # hashes for the distinct items per group.
+    by = [d for d in dims if d != "policy_id"]  # market and policy come hashed (__mp)
     lists = (
-        frame.with_columns(hash_columns(["market", *dims], seed=1100).alias("__m"))
+        frame.with_columns((pl.col("__mp") ^ hash_columns(by, seed=1100) if by else pl.col("__mp")).alias("__m"))
         .group_by("__m")
         .agg(
             pl.col("market", *dims).first(),
@@ -168,8 +170,13 @@ def fold(partials: Iterable[Partial]) -> Partial:
     # Each key's summaries are merged once, at the end: merging partial after partial sorts the
     # growing runs again each time (measured 0.38 s of the driver's 10^7-row audit). A fold holds
     # at most FAN_IN partials (pipelines.audit.buckets), so the runs held are bounded too.
-    for key, parts in runs.items():
-        acc.summaries[key] = (Summary.merged([s for s, _ in parts]), Summary.merged([h for _, h in parts]))
+    def merge(parts: list[tuple[Summary, Summary]]) -> tuple[Summary, Summary]:
+        return Summary.merged([s for s, _ in parts]), Summary.merged([h for _, h in parts])
+
+    # numpy's sorts release the GIL: as many threads as polars may use here (one in a Ray worker,
+    # see pipelines/__init__.py; every core in the driver, idle while it folds the last partials).
+    with ThreadPoolExecutor(max_workers=pl.thread_pool_size()) as pool:
+        acc.summaries = dict(zip(runs, pool.map(merge, runs.values()), strict=True))
     # A merged partial is as compact as one partition's (one frame of cells and of items): the
     # partials the driver folds stay the same size whatever the number of partitions.
     if len(acc.cells) > 1:

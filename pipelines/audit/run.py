@@ -159,8 +159,9 @@ def _language_estimates(agg: ag.Aggregates, units: pl.DataFrame, config: AuditCo
     return sizes.join(est, on=keys, how="left").sort(keys)
 
 
-def _read_spec(config: AuditConfig, pinned: Pinned, policies: list[str]) -> ReadSpec:
-    """The decision rows the audit reads: its columns, decided before the period's end, in scope."""
+def _read_spec(config: AuditConfig, pinned: Pinned, policies: list[str], *, statements: bool = True) -> ReadSpec:
+    """The decision rows the audit reads: its columns, decided before the period's end, in scope.
+    ``content_type`` only when the statements of reasons or a breakdown need it."""
     assert pinned.version is not None  # scan_decisions refused a missing table
     where = pl.col("decided_at") < config.period_end
     if config.policies:
@@ -171,7 +172,8 @@ def _read_spec(config: AuditConfig, pinned: Pinned, policies: list[str]) -> Read
     if config.markets:
         where = where & pl.col("market").is_in(sorted({c for name in config.markets for c in mk.expand(name)}))
     full = pl.Schema(DECISIONS)
-    schema = {c: full[c] for c in DECISION_COLUMNS}
+    needed = statements or "content_type" in config.by
+    schema = {c: full[c] for c in DECISION_COLUMNS if needed or c != "content_type"}
     # Credentials and endpoint come from the environment (AWS_*), as for every reader of the lake.
     return ReadSpec(pinned_files(pinned.uri, pinned.version), schema, where)
 
@@ -198,7 +200,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # current decisions and small partial aggregates; only those come back here and are merged.
     clock.lap("inputs")
     unit_ids = units.select((pl.col("content_id").hash(seed=11) ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
-    spec = _read_spec(config, pins["decisions"], policies)
+    spec = _read_spec(config, pins["decisions"], policies, statements=statements)
     if statements_dir is not None and not _reachable(statements_dir, runs_on_ray(spec, config.use_ray)):
         statements_dir = None  # the partitions return their restrictive rows instead
     args = BucketArgs(
