@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
-from pipelines.current import ORDER, RANK, rank_expr, repeated_values
+from pipelines.current import ORDER, RANK, rank_expr, repeated_values, source_rank
 from pipelines.errors import BadInputError
 from pipelines.schema import DECISION_KEY
 
@@ -85,12 +85,16 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl
         # frame is filtered once instead of being split and concatenated.
         many = rows["__k"].is_in(repeated.implode())
         rows = rows.with_row_index("__row")
+        multi = rows.filter(many)
+        # The window that lifts withdrawn hash matches is the costly part: only when there are any.
+        lifts = bool((multi["source"] == "hash_match").any())
         multi = (
-            rows.filter(many)
-            .with_columns(rank_expr().alias(RANK))
-            .select(*KEY, *_ORDER, "action", "__i", "__row")
-            .sort(*_ORDER)
-            .group_by(*KEY)
+            multi.with_columns((rank_expr() if lifts else source_rank()).alias(RANK))
+            .select(*KEY, *_ORDER, "action", "__i", "__row", "__k")
+            # By key hash first: a key's rows are then adjacent and in ORDER, cheaper to sort and
+            # to group (the group-by is still on the key's columns: a hash collision merges nothing).
+            .sort("__k", *_ORDER)
+            .group_by(*KEY, maintain_order=True)
             .agg(pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg"))
         )
         changed_units = multi.filter(pl.col("__chg"))["__i"].unique()
