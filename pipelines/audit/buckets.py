@@ -351,7 +351,12 @@ def _by_range(
     connect(None)
     task = ray.remote(max_retries=3)(_range_task)
     ref_specs, ref_plan, ref_args = ray.put(specs), ray.put(plan), ray.put(args)
-    return [task.remote(ref_specs, ref_plan, r, fn, ref_args, pass_bucket) for r in range(plan.n)]
+    # Largest ranges first, so that the small ones fill the cores at the end instead of one big
+    # range running alone (ranges are cut at row groups: their sizes can differ twofold).
+    refs: list[Any] = [None] * plan.n
+    for r in sorted(range(plan.n), key=lambda r: -plan.rows[r] if plan.rows else 0):
+        refs[r] = task.remote(ref_specs, ref_plan, r, fn, ref_args, pass_bucket)
+    return refs
 
 
 def _on_ray(

@@ -96,7 +96,7 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         .group_by("__m")
         .agg(
             pl.col("market", *dims).first(),
-            pl.col("score").cast(pl.Float64).alias("s"),
+            pl.col("score").alias("s"),  # Float32 as read (pipelines.schema.DECISIONS)
             _hours().alias("h"),
             pl.col("__c").alias("c") if a.groups else pl.len(),
         )
@@ -167,6 +167,7 @@ def fold(partials: Iterable[Partial]) -> Partial:
         acc.statements_written += p.statements_written
         if len(acc.cells) > 16:  # keep the list of frames short while folding
             acc.cells = [_sum_cells(acc.cells)]
+
     # Each key's summaries are merged once, at the end: merging partial after partial sorts the
     # growing runs again each time (measured 0.38 s of the driver's 10^7-row audit). A fold holds
     # at most FAN_IN partials (pipelines.audit.buckets), so the runs held are bounded too.

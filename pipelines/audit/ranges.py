@@ -46,11 +46,13 @@ class FileRange:
 @dataclass(frozen=True)
 class RangePlan:
     """``cuts``: the sorted cut points (range r is ``[cuts[r-1], cuts[r])``); ``reads[t][r]``: the
-    indices of table t's files that range r reads."""
+    indices of table t's files that range r reads; ``rows[r]``: the rows of the pieces range r
+    reads (an upper bound of its rows)."""
 
     cuts: tuple[str, ...]
     reads: tuple[tuple[tuple[int, ...], ...], ...]
     amplification: float
+    rows: tuple[int, ...] = ()
 
     @property
     def n(self) -> int:
@@ -129,7 +131,7 @@ def plan_ranges(tables: Sequence[Sequence[Sequence[FileRange]]], n: int) -> Rang
                     for r in _span(f, cuts):
                         per_range[r].add(i)
         reads.append(tuple(tuple(sorted(r)) for r in per_range))
-    return RangePlan(tuple(cuts), tuple(reads), round(amplification, 3))
+    return RangePlan(tuple(cuts), tuple(reads), round(amplification, 3), tuple(upper))
 
 
 @functools.lru_cache(maxsize=4096)
