@@ -215,7 +215,8 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         packs=packs if statements and statements_dir else {},
     )
     # Partials are merged in a tree (merge tasks on Ray, then the driver folds at most FAN_IN).
-    merged = fold(map_reduce(spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, combine=fold))
+    # With ``combine``, map_reduce yields one partial: the root of the tree, folded here.
+    (merged,) = map_reduce(spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, combine=fold)
     clock.lap("current_decisions")
     agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema))
     clock.lap("aggregate")
