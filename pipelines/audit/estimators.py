@@ -96,13 +96,18 @@ def rng_for(seed: int, key: str) -> np.random.Generator:
 
 def _interval(draws: np.ndarray, point: float) -> tuple[float, float]:
     tail = (1 - LEVEL) / 2 * 100
-    lo, hi = np.nanpercentile(draws, [tail, 100 - tail])
+    # The nan-aware functions give the same values on draws without NaN, several times slower.
+    nan = bool(np.isnan(draws).any())
+    lo, hi = (np.nanpercentile if nan else np.percentile)(draws, [tail, 100 - tail])
     # The reported value must lie inside its interval, even where the prior pulls the draws.
     return min(float(lo), point), max(float(hi), point)
 
 
 def _finish(sample: np.ndarray, point: float, imputed: bool, n_units: int, n_eff: float | None) -> Estimate:
-    value = float(np.nanmedian(sample)) if imputed or not np.isfinite(point) else point
+    if imputed or not np.isfinite(point):
+        value = float((np.nanmedian if np.isnan(sample).any() else np.median)(sample))
+    else:
+        value = point
     lo, hi = _interval(sample, value)
     return Estimate(value=value, low=lo, high=hi, n=n_units, n_eff=n_eff, imputed=imputed)
 
