@@ -11,8 +11,9 @@ Then, in the same run and on the same table:
 - full: ``run_audit`` with index.html and statements_of_reasons.jsonl.
 
 Each lake is built, and each audit measured, in a fresh process of its own, so peak RSS
-(``VmHWM``) belongs to one phase: the build (batches of 1 M rows, bounded memory), and the
-audit's driver and largest Ray worker. Ray is started and warm before the timings, as on a
+(``VmHWM``) belongs to one phase: the build (batches of 1 M rows, bounded memory; null when
+``--keep`` found the lake built), and the audit's driver and largest Ray worker over the report
+runs (the full run's, with statements, are reported apart). Ray is started and warm before the timings, as on a
 cluster. The same figures at ``--big-rows`` (default 5x) show whether memory grows with the
 table (target: <= 1.3x).
 
@@ -206,6 +207,7 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         "report_runs_s": [round(r, 3) for r in reports],
         "report_phases_s": phases,
         "report_rows": res.rows,
+        # Peaks of the report runs, comparable at every size (the full run below adds statements).
         "driver_peak_rss_mib": round(peak_rss_mib(), 1),
         "largest_worker_peak_rss_mib": round(max(worker_peaks_mib() or [0.0]), 1),
         "workers": len(worker_peaks_mib()),
@@ -219,6 +221,8 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         out["full_with_html_and_statements_s"] = round(time.perf_counter() - t, 3)
         out["statements"] = res.statements_written
         out["labelled_units"] = res.labelled_units
+        # Workers only: this process's peak now includes the floor's polars query.
+        out["full_largest_worker_peak_rss_mib"] = round(max(worker_peaks_mib() or [0.0]), 1)
     ray.shutdown()
     return out
 
@@ -240,9 +244,10 @@ def _build_here(root: Path, rows: int) -> dict[str, object]:
     from _ray_rss import peak_rss_mib
 
     lake = open_lake(str(root))
+    if (root / "decisions").exists():  # --keep with a lake already built: nothing measured
+        return {"build_s": None, "build_peak_rss_mib": None}
     t = time.perf_counter()
-    if not (root / "decisions").exists():
-        build(lake, rows)
+    build(lake, rows)
     return {"build_s": round(time.perf_counter() - t, 1), "build_peak_rss_mib": round(peak_rss_mib(), 1)}
 
 
@@ -283,6 +288,7 @@ def main() -> int:
             "ratio_report_to_floor": at["ratio_report_to_floor"],
             "report_phases_s": at["report_phases_s"],
             "full_with_html_and_statements_s": at.get("full_with_html_and_statements_s"),
+            "full_largest_worker_peak_rss_mib": at.get("full_largest_worker_peak_rss_mib"),
             "statements": at.get("statements"),
             "labelled_units": at.get("labelled_units"),
             "peak_rss_mib": {
@@ -310,7 +316,7 @@ def main() -> int:
             }
             small, large = peaks.values()
             result["rss_ratio_big_to_main"] = {
-                k: round(large[k] / small[k], 2) for k in ("driver", "largest_worker", "build") if small[k]
+                k: round(large[k] / small[k], 2) for k in ("driver", "largest_worker", "build") if small[k] and large[k]
             }
         result["target"] = "report <= 3x floor; peak RSS at 5x the rows <= 1.3x"
         result["machine"] = machine(polars=pl.__version__)
