@@ -89,7 +89,7 @@ class Summary:
         """Add the sorted run ``values`` to level ``h`` (kept as is when ``owned``, else copied:
         another summary's level, or a view of Ray's object store, must not be held)."""
         while len(self.levels) <= h:
-            self.levels.append(np.empty(0))
+            self.levels.append(np.empty(0, dtype=values.dtype))
             self.flips.append(0)
         cur = self.levels[h]
         if cur.size == 0:

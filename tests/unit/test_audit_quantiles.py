@@ -83,3 +83,19 @@ def test_merging_many_summaries_at_once_is_exact_while_small_and_within_the_boun
     worst = max(abs(_rank(ordered, got) - q) for q, got in zip(QS, big.quantiles(QS), strict=True))  # type: ignore[arg-type]
     assert worst <= error_bound(big.n) + 1 / big.n, worst
     assert Summary.merged([]).quantiles((0.5,)) == [None]
+
+
+def test_float32_values_stay_float32_and_give_the_float64_answers() -> None:
+    """Scores are stored as float32: summaries keep them so (half the bytes) and must answer as
+    if the values had been widened to float64 first, exact or compacted."""
+    rng = np.random.default_rng(32)
+    for n, parts in ((5_001, 3), (300_001, 6)):  # exact, then compacted
+        v32 = rng.beta(0.4, 4.0, n).astype(np.float32)
+        narrow = Summary.merged([Summary().add(p) for p in np.array_split(v32, parts)])
+        wide = Summary.merged([Summary().add(p.astype(np.float64)) for p in np.array_split(v32, parts)])
+        assert all(level.dtype == np.float32 for level in narrow.levels)
+        assert narrow.exact == wide.exact == (n <= narrow.exact_max)
+        assert narrow.quantiles(QS) == wide.quantiles(QS)
+        if narrow.exact:
+            want = pl.Series(v32.astype(np.float64))
+            assert narrow.quantiles(QS) == [want.quantile(q, interpolation="linear") for q in QS]
