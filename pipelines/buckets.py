@@ -38,7 +38,12 @@ def hash_columns(columns: Sequence[str], seed: int = 0) -> pl.Expr:
 
 
 def count_by(
-    frame: pl.DataFrame, columns: Sequence[str], *, seed: int = 0, key: str | None = None, by: pl.Expr | None = None
+    frame: pl.DataFrame,
+    columns: Sequence[str],
+    *,
+    seed: int = 0,
+    key: str | None = None,
+    by: pl.Expr | pl.Series | None = None,
 ) -> pl.DataFrame:
     """Rows per distinct value of ``columns`` (``n``, Int64: partials summed over a table of
     10^10 rows overflow 32 bits): a group-by on their 64-bit hash,

