@@ -49,12 +49,14 @@ def estimate_domains(
     *,
     draws: int,
     seed: int,
+    threads: int | None = None,
 ) -> pl.DataFrame:
     """Estimates for every domain named by ``keys`` in ``population`` (vectorised over domains).
 
     population: ``keys`` + CELL + ``m``; units: ``keys`` + CELL + ``content_id`` + ``y``
     (deduplicated per domain here). Returns one row per domain: ``keys`` and, per metric,
-    value, ``_low``, ``_high``, ``_n``, ``_n_eff`` and ``_imputed``.
+    value, ``_low``, ``_high``, ``_n``, ``_n_eff`` and ``_imputed``. ``threads``: how many domains
+    are computed at once (default: one per core).
     """
     keys = list(keys)
     if population.height == 0:
@@ -76,7 +78,9 @@ def estimate_domains(
         pl.when(pl.col("sw") > 0).then(pl.col("swy") / pl.col("sw")).otherwise(0.0).alias("q"),
         pl.when(pl.col("sw2") > 0).then(pl.col("sw") ** 2 / pl.col("sw2")).otherwise(0.0).alias("n_eff"),
     )
-    dom = weighted.sort([*keys, "content_id"])  # same domain order; Kish sizes per domain
+    # Same domain order; Kish sizes per domain. A total order (an item may be a unit both flagged
+    # and not): the sums add in a fixed order, whatever other domains the frame holds.
+    dom = weighted.sort([*keys, "content_id", "flagged"])
     wd, yd = dom["w"].to_numpy(), dom["y"].to_numpy()
     fd = dom["flagged"].to_numpy().astype(bool)
     kish_sums = _sums(
@@ -126,7 +130,7 @@ def estimate_domains(
 
     domains = list(enumerate(bounds.drop("__len").iter_rows()))
     # numpy's draws and quantiles release the GIL: one thread per core.
-    with ThreadPoolExecutor(max_workers=min(len(domains), os.cpu_count() or 1) or 1) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(domains), threads or os.cpu_count() or 1) or 1) as pool:
         rows = list(pool.map(lambda d: domain(*d), domains))
     return pl.DataFrame(rows, schema=_schema(population, keys), orient="row")
 

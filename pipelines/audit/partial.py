@@ -203,9 +203,11 @@ def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
     return frame.group_by("__g").agg(pl.col(others).first(), pl.col("n").sum()).select(frame.columns)
 
 
-def _final_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+def final_cells(p: Partial) -> pl.DataFrame:
     """The report's cells: summed, without ``__g``, sorted by every key (a deterministic order)."""
-    frame = (_sum_cells(frames) if len(frames) > 1 else frames[0]).drop("__g")
+    if not p.cells:
+        return pl.DataFrame()
+    frame = (_sum_cells(p.cells) if len(p.cells) > 1 else p.cells[0]).drop("__g")
     return frame.sort([c for c in frame.columns if c != "n"], nulls_last=True)
 
 
@@ -218,10 +220,13 @@ def _q_row(s: Summary, h: Summary) -> dict[str, float | None]:
     return row
 
 
-def aggregates(p: Partial, *, dims: Sequence[str], groups: Sequence[str], schema: pl.Schema) -> ag.Aggregates:
-    """The report's :class:`~pipelines.audit.aggregate.Aggregates` from the merged partials."""
+def aggregates(
+    p: Partial, *, dims: Sequence[str], groups: Sequence[str], schema: pl.Schema, cells: pl.DataFrame | None = None
+) -> ag.Aggregates:
+    """The report's :class:`~pipelines.audit.aggregate.Aggregates` from the merged partials
+    (``cells``: :func:`final_cells` of ``p``, when the caller has them)."""
     dims = list(dims)
-    cells = _final_cells(p.cells) if p.cells else pl.DataFrame()
+    cells = final_cells(p) if cells is None else cells
     keys = sorted(p.summaries, key=lambda k: tuple(str(x) for x in k))
     market_rows = [{**dict(zip(["region", *dims], key, strict=True)), **_q_row(*p.summaries[key])} for key in keys]
     group_rows = []

@@ -8,7 +8,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,7 +16,8 @@ import polars as pl
 
 from pipelines import markets as mk
 from pipelines.audit import aggregate as ag
-from pipelines.audit.accuracy import CELL, METRICS, estimate_domains
+from pipelines.audit import estimate_tasks
+from pipelines.audit.accuracy import CELL, METRICS
 from pipelines.audit.buckets import ReadSpec, concat, map_reduce, pinned_files, runs_on_ray
 from pipelines.audit.complaints import complaint_figures
 from pipelines.audit.complaints import empty as complaints_empty
@@ -26,7 +26,7 @@ from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
 from pipelines.audit.current import COLUMNS as DECISION_COLUMNS
 from pipelines.audit.current import scan_decisions, with_strata
 from pipelines.audit.packs import counts_only, load_packs
-from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, fold
+from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold
 from pipelines.audit.review import labelled_units
 from pipelines.audit.sor import concat_parts, restrictive_rows, write_jsonl
 from pipelines.audit.versions import Pinned, pin_tables
@@ -129,35 +129,38 @@ def _failed_rows(gap: pl.DataFrame, dims: list[str], groups: list[str], policies
     return counts.join(pol, how="cross")
 
 
-def _estimates(
-    agg: ag.Aggregates, units: pl.DataFrame, keys: list[str], groups: list[str], config: AuditConfig
-) -> pl.DataFrame:
+def _estimate_inputs(
+    cells: pl.DataFrame, units: pl.DataFrame, keys: list[str], groups: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Population cells and labelled units of the report's domains (region × policy × breakdowns)."""
     flagged = pl.col("action") != "none"
     pop = (
-        ag.with_regions(agg.cells, groups)
+        ag.with_regions(cells, groups)
         .with_columns(flagged.alias("flagged"))
         .group_by([*keys, *CELL])
         .agg(pl.col("n").sum().alias("m"))
     )
     labelled = ag.with_regions(units, groups).with_columns(flagged.alias("flagged"))
-    return estimate_domains(pop, labelled, keys, draws=config.draws, seed=config.seed)
+    return pop, labelled
 
 
-def _language_estimates(agg: ag.Aggregates, units: pl.DataFrame, config: AuditConfig) -> pl.DataFrame:
+LANGUAGE_KEYS = ["language", "policy_id"]
+
+
+def _language_inputs(cells: pl.DataFrame, units: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Population cells, labelled units and decision counts of the language × policy domains."""
     flagged = pl.col("action") != "none"
-    keys = ["language", "policy_id"]
     pop = (
-        agg.cells.filter(pl.col("market").is_in(list(mk.ALL_MARKETS)))
+        cells.filter(pl.col("market").is_in(list(mk.ALL_MARKETS)))
         .with_columns(flagged.alias("flagged"), pl.col("language").fill_null("unknown"))
-        .group_by([*keys, *CELL])
-        .agg(pl.col("n").sum().alias("m"), pl.col("n").sum().alias("decisions"))
+        .group_by([*LANGUAGE_KEYS, *CELL])
+        .agg(pl.col("n").sum().alias("m"))
     )
     labelled = units.filter(pl.col("market").is_in(list(mk.ALL_MARKETS))).with_columns(
         flagged.alias("flagged"), pl.col("language").fill_null("unknown")
     )
-    est = estimate_domains(pop.drop("decisions"), labelled, keys, draws=config.draws, seed=config.seed)
-    sizes = pop.group_by(keys).agg(pl.col("m").sum().alias("decisions"))
-    return sizes.join(est, on=keys, how="left").sort(keys)
+    sizes = pop.group_by(LANGUAGE_KEYS).agg(pl.col("m").sum().alias("decisions"))
+    return pop, labelled, sizes
 
 
 def _read_spec(config: AuditConfig, pinned: Pinned, policies: list[str], *, statements: bool = True) -> ReadSpec:
@@ -219,8 +222,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # With ``combine``, map_reduce yields one partial: the root of the tree, folded here.
     (merged,) = map_reduce(spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, combine=fold)
     clock.lap("current_decisions")
-    agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema))
-    clock.lap("aggregate")
+    cells = final_cells(merged)
     unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
     labelled = (
         with_strata(concat(merged.labelled))
@@ -228,6 +230,21 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         .select(*unit_cols, "y")
         .sort("content_id", "market", "policy_id")
     )
+    markets, groups = _selected(config, cells["market"].unique().to_list())
+    keys = ["region", "region_kind", *dims]
+    # The estimators need only the cells and the labels: started now (on the cluster's idle
+    # workers after a pass on Ray), they run while this process builds the rest of the report.
+    on_ray = runs_on_ray(spec, config.use_ray)
+    region_pop, region_units = _estimate_inputs(cells, labelled, keys, groups)
+    region_estimates = estimate_tasks.start(
+        region_pop, region_units, keys, draws=config.draws, seed=config.seed, on_ray=on_ray
+    )
+    language_pop, language_units, language_sizes = _language_inputs(cells, labelled)
+    language_estimates = estimate_tasks.start(
+        language_pop, language_units, LANGUAGE_KEYS, draws=config.draws, seed=config.seed, on_ray=on_ray
+    )
+    agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema), cells=cells)
+    clock.lap("aggregate")
     if config.markets or config.policies:
         # Decided in any market or policy, not only the reported ones: a filtered scan.
         decided_letters = (
@@ -246,9 +263,6 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     parts, in_parts = merged.statement_parts, (merged.statements_written if statements and statements_dir else None)
     del merged
     clock.lap("units_and_statements")
-    markets, groups = _selected(config, agg.cells["market"].unique().to_list())
-
-    keys = ["region", "region_kind", *dims]
     counts = ag.count_rows(agg, groups)
     mq = agg.market_q.with_columns(pl.lit("market").alias("region_kind"), pl.lit(None, dtype=pl.Int64).alias("items"))
     gq = agg.group_q.with_columns(pl.lit("group").alias("region_kind"))
@@ -272,14 +286,9 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     ).with_columns((pl.col("items_scored") + pl.col("items_failed")).alias("items_in_scope"))
 
     clock.lap("counts_and_gaps")
-    # The estimates by language run beside those by region (numpy's draws release the GIL).
-    with ThreadPoolExecutor(max_workers=1) as beside:
-        language = beside.submit(_language_estimates, agg, labelled, config)
-        est = _estimates(agg, labelled, keys, groups, config)
-        by_language_all = language.result()
-    rows = rows.join(est, on=keys, how="left")
-    clock.lap("estimates")
     lin = ag.lineage_rows(agg, groups)
+    rows = rows.join(region_estimates(), on=keys, how="left")
+    clock.lap("estimates")
     rows = rows.join(lin, on=keys, how="left")
 
     wanted = pl.col("region").is_in(markets) & (pl.col("region_kind") == "market")
@@ -301,7 +310,11 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     )
     rows = _order(rows, keys)
 
-    by_language = by_language_all.filter(~pl.col("policy_id").is_in(hidden))
+    by_language = (
+        language_sizes.join(language_estimates(), on=LANGUAGE_KEYS, how="left")
+        .sort(LANGUAGE_KEYS)
+        .filter(~pl.col("policy_id").is_in(hidden))
+    )
     kinds = letters.group_by("stage", "error_class").agg(pl.len().alias("dead_letters")).sort("stage", "error_class")
     coverage = (
         gap.group_by("market")

@@ -136,3 +136,25 @@ def test_a_cell_without_labels_is_imputed_not_dropped() -> None:
     out = estimate(cells, draws=2000, rng=rng_for(0, "t"))
     assert out["recall"].imputed and out["recall"].low is not None and out["recall"].low < 0.5
     assert not out["precision"].imputed and out["precision"].value == pytest.approx(0.8)
+
+
+def test_domains_split_among_tasks_give_the_same_estimates_bit_for_bit(population: pl.DataFrame) -> None:
+    """After a pass on Ray the domains are estimated in parts (pipelines.audit.estimate_tasks):
+    each part alone, joined and sorted, must equal one call over all domains."""
+    from pipelines.audit.estimate_tasks import split
+
+    keys = ["policy_id", "region"]
+    pop = population.group_by([*keys, *CELL]).agg(pl.len().alias("m"))
+    rng = np.random.default_rng(5)
+    units = population.filter(pl.Series(rng.random(population.height) < 0.02))
+    # Items that are units both flagged and not in a domain (shown in two markets of a group):
+    # their order between the two rows must not depend on the other domains.
+    twins = units.head(300).with_columns(~pl.col("flagged"), pl.lit("OTHER").alias("region_group"))
+    units = pl.concat([units, twins]).select([*keys, *CELL, "content_id", "y"])
+    whole = estimate_domains(pop, units, keys, draws=300, seed=3)
+    for parts in (2, 5):
+        joined = pl.concat(
+            [estimate_domains(p, u, keys, draws=300, seed=3, threads=1) for p, u in split(pop, units, keys, parts)]
+        ).sort(keys)
+        assert joined.equals(whole), parts
+    assert whole.height == pop.select(keys).unique().height
