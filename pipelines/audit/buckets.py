@@ -202,6 +202,7 @@ def map_reduce(
     buckets: int | None = None,
     pass_bucket: bool = False,
     combine: Callable[[Iterable[Any]], Any] | None = None,
+    root: Callable[[Iterable[Any]], Any] | None = None,
 ) -> Iterator[Any]:
     """Apply ``fn(rows_of_table_1, ..., *args)`` to every bucket: the partials, in bucket order.
 
@@ -219,6 +220,8 @@ def map_reduce(
     is yielded. On Ray the levels below the root are merge tasks on the cluster, and the driver
     folds the root's (at most FAN_IN) inputs as they arrive, holding one at a time. The tree's
     shape depends only on the partition count, so Ray and local runs merge alike.
+
+    ``root``: what folds the root's inputs, in this process (default: ``combine``).
     """
     specs = (specs,) if isinstance(specs, ReadSpec) else tuple(specs)
     rows = sum(s.pinned.total_rows for s in specs)
@@ -227,7 +230,7 @@ def map_reduce(
     plan = plan_ranges([_pieces(s.pinned, rows // n) for s in specs], n) if n > 1 else None
     if not use_ray:
         # In this process, one partition at a time as the caller asks for them.
-        return _local(specs, plan, n, fn, args, pass_bucket, combine)
+        return _local(specs, plan, n, fn, args, pass_bucket, combine, root)
     # On Ray every task is submitted now, before the first partial is asked for: the caller
     # may do other work (start its tracking run) while they run.
     refs = (
@@ -239,7 +242,7 @@ def map_reduce(
     # last ones itself, in order, as they arrive (one fewer round trip through the object store).
     while len(refs) > FAN_IN:
         refs = _merge_level(refs, combine)
-    return _root(refs, combine)
+    return _root(refs, root or combine)
 
 
 def _local(
@@ -250,6 +253,7 @@ def _local(
     args: tuple[Any, ...],
     pass_bucket: bool,
     combine: Callable[[Iterable[Any]], Any] | None,
+    root: Callable[[Iterable[Any]], Any] | None = None,
 ) -> Iterator[Any]:
     if plan is not None:
         parts: Iterator[Any] = (_range_task(specs, plan, r, fn, args, pass_bucket) for r in range(plan.n))
@@ -264,7 +268,7 @@ def _local(
             )
             for b in range(n)
         )
-    yield from (parts if combine is None else [_tree_local(parts, combine)])
+    yield from (parts if combine is None else [_tree_local(parts, combine, root or combine)])
 
 
 def _root(refs: list[Any], combine: Callable[[Iterable[Any]], Any]) -> Iterator[Any]:
@@ -287,19 +291,24 @@ FAN_IN = 8
 """Partials merged per task of a ``combine`` tree: a merge task holds at most this many."""
 
 
-def _tree_local(parts: Iterator[Any], combine: Callable[[Iterable[Any]], Any]) -> Any:
+def _tree_local(
+    parts: Iterator[Any], combine: Callable[[Iterable[Any]], Any], root: Callable[[Iterable[Any]], Any]
+) -> Any:
+    """The tree :func:`map_reduce` builds on Ray, in this process, holding at most FAN_IN partials:
+    while more than FAN_IN are left, ``combine`` folds FAN_IN at a time; ``root`` folds the rest."""
     level: list[Any] = []
     buffer: list[Any] = []
     for part in parts:
-        buffer.append(part)
-        if len(buffer) == FAN_IN:
+        if len(buffer) == FAN_IN:  # another part follows: this buffer is one merge of a level
             level.append(combine(buffer))
             buffer = []
-    if buffer or not level:
-        level.append(combine(buffer))
-    while len(level) > 1:
+        buffer.append(part)
+    if not level:
+        return root(buffer)
+    level.append(combine(buffer))
+    while len(level) > FAN_IN:
         level = [combine(level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
-    return level[0]
+    return root(level)
 
 
 def _merge(combine: Callable[[Iterable[Any]], Any], refs: list[Any]) -> Any:

@@ -62,6 +62,8 @@ class Partial:
     rows: int = 0
     statement_parts: list[str] = field(default_factory=list)
     statements_written: int = 0
+    runs: dict[QKey, list[tuple[Summary, Summary]]] = field(default_factory=dict)
+    """Per key, the summaries still to merge into ``summaries`` (:func:`fold` with ``merge=False``)."""
 
 
 def _hours() -> pl.Expr:
@@ -148,10 +150,14 @@ def _count_distinct(parts: Sequence[np.ndarray]) -> int:
     return int(values.size and 1 + np.count_nonzero(values[1:] != values[:-1]))
 
 
-def fold(partials: Iterable[Partial]) -> Partial:
-    """Merge bucket partials in the order given (bucket order: the merge is deterministic)."""
+def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
+    """Merge bucket partials in the order given (bucket order: the merge is deterministic).
+
+    ``merge=False``: leave the quantile summaries in ``runs`` for :func:`merge_runs`, the costliest
+    part of a fold, which the caller may run beside other work.
+    """
     acc = Partial()
-    runs: dict[QKey, list[tuple[Summary, Summary]]] = {}
+    runs = acc.runs
     for p in partials:
         acc.rows += p.rows
         acc.cells += p.cells
@@ -168,16 +174,8 @@ def fold(partials: Iterable[Partial]) -> Partial:
         if len(acc.cells) > 16:  # keep the list of frames short while folding
             acc.cells = [_sum_cells(acc.cells)]
 
-    # Each key's summaries are merged once, at the end: merging partial after partial sorts the
-    # growing runs again each time (measured 0.38 s of the driver's 10^7-row audit). A fold holds
-    # at most FAN_IN partials (pipelines.audit.buckets), so the runs held are bounded too.
-    def merge(parts: list[tuple[Summary, Summary]]) -> tuple[Summary, Summary]:
-        return Summary.merged([s for s, _ in parts]), Summary.merged([h for _, h in parts])
-
-    # numpy's sorts release the GIL: as many threads as polars may use here (one in a Ray worker,
-    # see pipelines/__init__.py; every core in the driver, idle while it folds the last partials).
-    with ThreadPoolExecutor(max_workers=pl.thread_pool_size()) as pool:
-        acc.summaries = dict(zip(runs, pool.map(merge, runs.values()), strict=True))
+    if merge:
+        merge_runs(acc)
     # A merged partial is as compact as one partition's (one frame of cells and of items): the
     # partials the driver folds stay the same size whatever the number of partitions.
     if len(acc.cells) > 1:
@@ -185,6 +183,22 @@ def fold(partials: Iterable[Partial]) -> Partial:
     if len(acc.items) > 1:
         acc.items = [_sum_items(acc.items)]
     return acc
+
+
+def merge_runs(p: Partial) -> None:
+    """Merge each key's summaries in ``p.runs`` into ``p.summaries``, once per key: merging partial
+    after partial sorts the growing runs again each time (measured 0.38 s of the driver's
+    10^7-row audit). A fold holds at most FAN_IN partials (pipelines.audit.buckets), so the runs
+    are bounded too."""
+
+    def merge(parts: list[tuple[Summary, Summary]]) -> tuple[Summary, Summary]:
+        return Summary.merged([s for s, _ in parts]), Summary.merged([h for _, h in parts])
+
+    # numpy's sorts release the GIL: as many threads as polars may use here (one in a Ray worker,
+    # see pipelines/__init__.py; every core in the driver).
+    with ThreadPoolExecutor(max_workers=pl.thread_pool_size()) as pool:
+        p.summaries.update(zip(p.runs, pool.map(merge, p.runs.values()), strict=True))
+    p.runs = {}
 
 
 def _sum_items(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:

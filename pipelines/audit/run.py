@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
 from pipelines.audit.current import COLUMNS as DECISION_COLUMNS
 from pipelines.audit.current import scan_decisions, with_strata
 from pipelines.audit.packs import counts_only, load_packs
-from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold
+from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold, merge_runs
 from pipelines.audit.review import labelled_units
 from pipelines.audit.sor import concat_parts, restrictive_rows, write_jsonl
 from pipelines.audit.versions import Pinned, pin_tables
@@ -220,7 +221,12 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     )
     # Partials are merged in a tree (merge tasks on Ray, then the driver folds at most FAN_IN).
     # With ``combine``, map_reduce yields one partial: the root of the tree, folded here.
-    (merged,) = map_reduce(spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, combine=fold)
+    # The root leaves its quantile summaries unmerged: they are merged below, while the
+    # estimators (which need only the cells and the labels) run on the cluster.
+    (merged,) = map_reduce(
+        spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets,
+        combine=fold, root=functools.partial(fold, merge=False),
+    )  # fmt: skip
     clock.lap("current_decisions")
     cells = final_cells(merged)
     unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
@@ -243,6 +249,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     language_estimates = estimate_tasks.start(
         language_pop, language_units, LANGUAGE_KEYS, draws=config.draws, seed=config.seed, on_ray=on_ray
     )
+    merge_runs(merged)
     agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema), cells=cells)
     clock.lap("aggregate")
     if config.markets or config.policies:
