@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -110,3 +111,21 @@ def test_folding_many_bucket_partials_equals_one_bucket() -> None:
     one, many = agg(1), agg(23)
     for a, b in zip(one, many, strict=True):
         assert a.equals(b)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 16, 20, 64, 65, 200])
+def test_local_merge_tree_has_the_shape_of_the_ray_tree(n: int) -> None:
+    """In this process the partials are merged in the tree that map_reduce builds on Ray (merge
+    tasks of FAN_IN while more than FAN_IN are left, then the root), holding at most FAN_IN."""
+    from pipelines.audit.buckets import FAN_IN, _tree_local
+
+    def combine(parts: Iterable[object]) -> object:
+        return ("c", *parts)
+
+    def root(parts: Iterable[object]) -> object:
+        return ("root", *parts)
+
+    level: list[object] = list(range(n))
+    while len(level) > FAN_IN:  # what map_reduce does with Ray tasks
+        level = [combine(level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
+    assert _tree_local(iter(range(n)), combine, root) == root(level)
