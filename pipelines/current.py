@@ -54,6 +54,12 @@ def rank_expr() -> pl.Expr:
     return pl.when(lifted).then(pl.lit(-2, pl.Int8)).otherwise(source_rank())
 
 
+def rank_for(frame: pl.DataFrame) -> pl.Expr:
+    """:func:`rank_expr` for the rows of ``frame``: plain :func:`source_rank` when they hold no hash
+    match, as no row can then be lifted (the window over key × source is the costly part)."""
+    return rank_expr() if bool((frame["source"] == "hash_match").any()) else source_rank()
+
+
 def with_rank(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Add :data:`RANK`, so sorting by :data:`ORDER` puts each key's current row last."""
     return frame.with_columns(rank_expr().alias(RANK))
@@ -78,7 +84,8 @@ def current_rows(frame: pl.DataFrame) -> pl.DataFrame:
     if repeated.len() == 0:
         return frame
     many = key.is_in(repeated.implode())
-    resolved = current_decisions(frame.filter(many).lazy()).collect()
+    multi = frame.filter(many)
+    resolved = multi.with_columns(rank_for(multi).alias(RANK)).sort(*ORDER).group_by(KEY, maintain_order=True).last()
     return pl.concat([frame.filter(~many), resolved.select(frame.columns)], how="vertical")
 
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
-from pipelines.current import ORDER, RANK, rank_expr, repeated_values, source_rank
+from pipelines.current import ORDER, RANK, rank_for, repeated_values
 from pipelines.errors import BadInputError
 from pipelines.schema import DECISION_KEY
 
@@ -43,6 +43,15 @@ def scan_decisions(pinned: Pinned) -> pl.LazyFrame:
     return pl.scan_delta(pinned.uri, version=pinned.version).select(COLUMNS)
 
 
+_ITEM_SEED, _POLICY_SEED = 11, 13
+
+
+def unit_hash(content_id: pl.Expr, policy_id: pl.Expr) -> pl.Expr:
+    """The 64-bit hash ``__i`` of a review unit (content_id, policy_id): the partitions name
+    units by it, and the audit picks the labelled ones by it."""
+    return content_id.hash(seed=_ITEM_SEED) ^ policy_id.hash(seed=_POLICY_SEED)
+
+
 def _hash_key(frame: _F) -> _F:
     """Add 64-bit hashes: __c names the item, __i the (item, policy) review unit, __k the decision
     key, __mp the (market, policy) pair (reused by the partitions' group keys: each string column
@@ -50,8 +59,10 @@ def _hash_key(frame: _F) -> _F:
 
     XOR of per-column hashes is cheap; a collision only sends rows down the exact path.
     """
+    # unit_hash's seeds: __c ^ __p is the unit's hash.
     frame = frame.with_columns(
-        pl.col("content_id").hash(seed=11).alias("__c"), pl.col("policy_id").hash(seed=13).alias("__p")
+        pl.col("content_id").hash(seed=_ITEM_SEED).alias("__c"),
+        pl.col("policy_id").hash(seed=_POLICY_SEED).alias("__p"),
     )
     frame = frame.with_columns(
         (pl.col("__c") ^ pl.col("__p")).alias("__i"), (pl.col("__p") ^ pl.col("market").hash(seed=17)).alias("__mp")
@@ -86,10 +97,8 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl
         many = rows["__k"].is_in(repeated.implode())
         rows = rows.with_row_index("__row")
         multi = rows.filter(many)
-        # The window that lifts withdrawn hash matches is the costly part: only when there are any.
-        lifts = bool((multi["source"] == "hash_match").any())
         multi = (
-            multi.with_columns((rank_expr() if lifts else source_rank()).alias(RANK))
+            multi.with_columns(rank_for(multi).alias(RANK))
             .select(*KEY, *_ORDER, "action", "__i", "__row", "__k")
             # By key hash first: a key's rows are then adjacent and in ORDER, cheaper to sort and
             # to group (the group-by is still on the key's columns: a hash collision merges nothing).

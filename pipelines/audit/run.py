@@ -25,7 +25,7 @@ from pipelines.audit.complaints import empty as complaints_empty
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
 from pipelines.audit.current import COLUMNS as DECISION_COLUMNS
-from pipelines.audit.current import scan_decisions, with_strata
+from pipelines.audit.current import scan_decisions, unit_hash, with_strata
 from pipelines.audit.packs import counts_only, load_packs
 from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold, merge_runs
 from pipelines.audit.review import labelled_units
@@ -204,9 +204,10 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # One map/shuffle over the pinned table by a hash of content_id: each bucket computes its
     # current decisions and small partial aggregates; only those come back here and are merged.
     clock.lap("inputs")
-    unit_ids = units.select((pl.col("content_id").hash(seed=11) ^ pl.col("policy_id").hash(seed=13)).alias("__i"))
+    unit_ids = units.select(unit_hash(pl.col("content_id"), pl.col("policy_id")).alias("__i"))
     spec = _read_spec(config, pins["decisions"], policies, statements=statements)
-    if statements_dir is not None and not _reachable(statements_dir, runs_on_ray(spec, config.use_ray)):
+    on_ray = runs_on_ray(spec, config.use_ray)
+    if statements_dir is not None and not _reachable(statements_dir, on_ray):
         statements_dir = None  # the partitions return their restrictive rows instead
     args = BucketArgs(
         before=config.period_end,
@@ -240,7 +241,6 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     keys = ["region", "region_kind", *dims]
     # The estimators need only the cells and the labels: started now (on the cluster's idle
     # workers after a pass on Ray), they run while this process builds the rest of the report.
-    on_ray = runs_on_ray(spec, config.use_ray)
     region_pop, region_units = _estimate_inputs(cells, labelled, keys, groups)
     region_estimates = estimate_tasks.start(
         region_pop, region_units, keys, draws=config.draws, seed=config.seed, on_ray=on_ray
