@@ -2,8 +2,8 @@
 
 - ``cells`` (:func:`cells_of`, per partition): decision counts by market × policy (× breakdowns)
   × language × stratum × action × automation × source × lineage (policy version, model, run id).
-  One group-by on a single 64-bit key (XOR of per-column hashes; the strata as small integer
-  codes) instead of on ten string columns; the key columns are then gathered from one row per
+  One group-by on a single 64-bit key (one row hash of the key columns; the strata as small
+  integer codes) instead of on ten string columns; the key columns are then gathered from one row per
   cell. Every count in the report, for markets and for groups, is a sum over cells; the
   estimators take their population counts from them; the lineage lists come from them.
 - quantiles and distinct items per group come from the partitions' summaries

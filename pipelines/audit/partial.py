@@ -210,7 +210,7 @@ def _sum_items(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
 def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
     """Cells summed by their 64-bit key ``__g`` (:func:`pipelines.audit.aggregate.cells_of`): one
     group-by on an integer instead of on a dozen string columns; the other columns are the same
-    within a cell. In no particular order (:func:`_final_cells` sorts)."""
+    within a cell. In no particular order (:func:`final_cells` sorts)."""
     frame = pl.concat(frames, how="vertical_relaxed")
     others = [c for c in frame.columns if c not in ("__g", "n")]
     # Same column order as a bucket's cells: folded and fresh cells are concatenated by position.
