@@ -53,6 +53,9 @@ class PinnedFiles:
     rows: tuple[int, ...]
     ranges: tuple[FileRange, ...] = ()
     """Per file, its content_id range from the log's statistics (empty: unknown)."""
+    partitions: tuple[tuple[tuple[str, object], ...], ...] = ()
+    """Per file, its partition values (column, value) from the log: a partitioned table's files do
+    not hold those columns (empty: the table is not partitioned)."""
 
     @property
     def total_rows(self) -> int:
@@ -83,9 +86,13 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
         p: FileRange(_id(lo), _id(hi), n, bool(z))
         for p, n, lo, hi, z in zip(paths, counts, lows, highs, nulls, strict=True)
     }
+    keys = list(dt.metadata().partition_columns)
+    by_key = {k: column(f"partition.{k}") for k in keys}
+    values = {p: tuple((k, by_key[k][i]) for k in keys) for i, p in enumerate(paths)}
     uris = dt.file_uris()
     # file_uris() and the add actions list the same files; match them by path suffix.
-    per_uri = [next((r for p, r in stats.items() if u.endswith(p)), FileRange(None, None, 0)) for u in uris]
+    matched = [next((p for p in stats if u.endswith(p)), None) for u in uris]
+    per_uri = [stats[p] if p is not None else FileRange(None, None, 0) for p in matched]
     order = sorted(range(len(uris)), key=lambda i: uris[i])  # a stable order: same plan every run
     return PinnedFiles(
         uri,
@@ -93,6 +100,7 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
         tuple(uris[i] for i in order),
         tuple(per_uri[i].rows for i in order),
         tuple(per_uri[i] for i in order),
+        tuple(values.get(matched[i] or "", ()) for i in order) if keys else (),
     )
 
 
@@ -140,9 +148,22 @@ def read_some(spec: ReadSpec, files: Sequence[int], where: pl.Expr | None = None
     paths = [spec.pinned.files[i] for i in files]
     if not paths:
         return pl.DataFrame(schema=spec.schema)
-    frame = pl.scan_parquet(
-        paths, missing_columns="insert", extra_columns="ignore", storage_options=spec.storage_options or None
-    )
+    options = spec.storage_options or None
+    if spec.pinned.partitions:
+        # A partitioned table: each file gets its partition values as columns, from the log.
+        frame = pl.concat(
+            [
+                pl.scan_parquet(
+                    path, missing_columns="insert", extra_columns="ignore", storage_options=options
+                ).with_columns(
+                    pl.lit(v).cast(spec.schema.get(k, pl.String())).alias(k) for k, v in spec.pinned.partitions[i]
+                )
+                for i, path in zip(files, paths, strict=True)
+            ],
+            how="diagonal_relaxed",
+        )
+    else:
+        frame = pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore", storage_options=options)
     # The range filter first: on files clustered by id it skips whole row groups.
     for expr in (where, spec.where):
         if expr is not None:
