@@ -90,8 +90,13 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
     by_key = {k: column(f"partition.{k}") for k in keys}
     values = {p: tuple((k, by_key[k][i]) for k in keys) for i, p in enumerate(paths)}
     uris = dt.file_uris()
-    # file_uris() and the add actions list the same files; match them by path suffix.
-    matched = [next((p for p in stats if u.endswith(p)), None) for u in uris]
+    # file_uris() and the add actions list the same files; match them by path suffix, looking
+    # only at the paths of the same file name (a scan of every path per file is quadratic: 10^8
+    # comparisons for the 10^4 files of 10^10 rows).
+    by_name: dict[str, list[str]] = {}
+    for p in stats:
+        by_name.setdefault(p.rsplit("/", 1)[-1], []).append(p)
+    matched = [next((p for p in by_name.get(u.rsplit("/", 1)[-1], []) if u.endswith(p)), None) for u in uris]
     per_uri = [stats[p] if p is not None else FileRange(None, None, 0) for p in matched]
     order = sorted(range(len(uris)), key=lambda i: uris[i])  # a stable order: same plan every run
     return PinnedFiles(
