@@ -69,7 +69,9 @@ def estimate_domains(
         units.join(units.group_by([*keys, *CELL]).agg(pl.len().alias("__n")), on=[*keys, *CELL])
         .join(fine, on=[*keys, *CELL], how="left")
         .with_columns((pl.col("m").fill_null(0) / pl.col("__n")).alias("w"))
+        .lazy()
         .sort([*keys, *COARSE, "content_id"])
+        .collect()
     )
     w, y = weighted["w"].to_numpy(), weighted["y"].to_numpy()
     f = weighted["flagged"].to_numpy().astype(bool)
@@ -80,7 +82,7 @@ def estimate_domains(
     )
     # Same domain order; Kish sizes per domain. A total order (an item may be a unit both flagged
     # and not): the sums add in a fixed order, whatever other domains the frame holds.
-    dom = weighted.sort([*keys, "content_id", "flagged"])
+    dom = weighted.lazy().sort([*keys, "content_id", "flagged"]).collect()
     wd, yd = dom["w"].to_numpy(), dom["y"].to_numpy()
     fd = dom["flagged"].to_numpy().astype(bool)
     kish_sums = _sums(
