@@ -135,9 +135,9 @@ def _estimate_inputs(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Population cells and labelled units of the report's domains (region × policy × breakdowns)."""
     flagged = pl.col("action") != "none"
+    dims = [k for k in keys if k not in ("region", "region_kind")]
     pop = (
-        ag.with_regions(cells, groups)
-        .with_columns(flagged.alias("flagged"))
+        ag.with_regions(ag.cells_by(cells, [*dims, *CELL], flagged.alias("flagged")), groups)
         .group_by([*keys, *CELL])
         .agg(pl.col("n").sum().alias("m"))
     )
