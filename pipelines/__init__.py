@@ -12,13 +12,14 @@ if _sys.argv and _sys.argv[0].endswith("default_worker.py") and "POLARS_MAX_THRE
     # 4.7 s with one polars thread per worker, 5.1 s with two.
     _os.environ["POLARS_MAX_THREADS"] = _os.environ.get("OMP_NUM_THREADS", "1")
 
-WORKER_MALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:10000"
+WORKER_MALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:10000,oversize_threshold:0"
 """What a Ray worker adds to polars' allocator settings (``$TRUSTBATCH_WORKER_MALLOC_CONF``;
-empty: polars' own). polars gives its jemalloc freed pages back to the system after 0.5-1 s;
-a worker that runs task after task then faults in all its memory again in each task
-(measured: a 2 M-row audit range 110-280 k page faults and twice the CPU time of the next
-range, every audit). jemalloc's stock decay (10 s) keeps them while tasks follow each other
-and still returns them to the system when the worker idles."""
+empty: polars' own). polars gives its jemalloc freed pages back to the system after 0.5-1 s,
+and jemalloc returns blocks of 8 MiB or more (a column of a 2 M-row range) at once; a worker
+that runs task after task then faults in all its memory again in each task (measured: a 2 M-row
+audit range 110-280 k page faults and twice the CPU time of the next range, every audit).
+jemalloc's stock decay (10 s) for every size keeps them while tasks follow each other and
+still returns them to the system when the worker idles."""
 
 if _sys.argv and _sys.argv[0].endswith("default_worker.py") and "polars" not in _sys.modules:
     # Before polars is imported: it reads $_RJEM_MALLOC_CONF then, appending it to its own
