@@ -83,18 +83,23 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         )
     # The reader already keeps rows decided in the period: skip the copying filter when so.
     late = rows.height and rows["decided_at"].max() >= a.before  # type: ignore[operator]
-    frame = current_decisions(rows.lazy(), before=a.before if late else None)
+    # Superseded rows stay, marked (__live), where keys repeat: each step below leaves them out.
+    frame = current_decisions(rows.lazy(), before=a.before if late else None, mark=True)
     del rows
+    live = pl.col("__live") if "__live" in frame.columns else None
     if a.start is not None:
-        frame = frame.filter(pl.col("decided_at") >= a.start)
+        in_period = pl.col("decided_at") >= a.start
+        frame = frame.filter(in_period if live is None else live & in_period).drop("__live", strict=False)
+        live = None
     dims = list(a.dims)
-    out.cells.append(ag.cells_of(frame, dims))
+    out.cells.append(ag.cells_of(frame, dims, live=live))
     # One group-by into lists per market × dims, on a 64-bit hash of the group (cheaper than on the
     # strings, or than partition_by's frame per group): scores and hours for the quantiles, item
     # hashes for the distinct items per group.
     by = [d for d in dims if d != "policy_id"]  # market and policy come hashed (__mp)
+    group = pl.col("__mp") ^ hash_columns(by, seed=1100) if by else pl.col("__mp")
     lists = (
-        frame.with_columns((pl.col("__mp") ^ hash_columns(by, seed=1100) if by else pl.col("__mp")).alias("__m"))
+        frame.with_columns((group if live is None else pl.when(live).then(group)).alias("__m"))
         .group_by("__m")
         .agg(
             pl.col("market", *dims).first(),
@@ -103,6 +108,8 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
             pl.col("__c").alias("c") if a.groups else pl.len(),
         )
     )
+    if live is not None:
+        lists = lists.filter(pl.col("__m").is_not_null())  # the superseded rows' group
     keys: list[QKey] = lists.select("market", *dims).rows()
     scores, hours = lists["s"], lists["h"]
     for i, key in enumerate(keys):
@@ -110,9 +117,10 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
     if a.groups:
         schema = {d: lists.schema[d] for d in dims}
         out.items.append(_distinct_items(keys, lists["c"], schema, a.groups))
-    out.labelled.append(frame.filter(pl.col("__i").is_in(a.unit_ids.implode())))
+    labelled = pl.col("__i").is_in(a.unit_ids.implode())
+    out.labelled.append(frame.filter(labelled if live is None else labelled & live).drop("__live", strict=False))
     if a.statements:
-        restrictive = restrictive_rows(frame.lazy()).collect()
+        restrictive = restrictive_rows(frame.lazy() if live is None else frame.lazy().filter(live)).collect()
         if a.statements_dir is None:
             out.sor_rows.append(restrictive)
         else:

@@ -129,3 +129,49 @@ def test_local_merge_tree_has_the_shape_of_the_ray_tree(n: int) -> None:
     while len(level) > FAN_IN:  # what map_reduce does with Ray tasks
         level = [combine(level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
     assert _tree_local(iter(range(n)), combine, root) == root(level)
+
+
+@pytest.mark.parametrize("start", [None, T0 + timedelta(minutes=500)])
+def test_bucket_with_superseded_rows_marked_equals_them_dropped(
+    monkeypatch: pytest.MonkeyPatch, start: datetime
+) -> None:
+    """The partition leaves repeated keys' superseded rows in its frame, marked (no copy of the
+    frame): every partial result equals the one computed on the frame without them."""
+    import pipelines.audit.partial as partial
+    from pipelines.audit.current import unit_hash
+
+    rows = _decisions(n_items=800, seed=7)
+    units = rows.select(unit_hash(pl.col("content_id"), pl.col("policy_id")).alias("__i")).unique().head(500)
+    args = partial.BucketArgs(
+        before=T0 + timedelta(days=10),
+        start=start,
+        dims=("policy_id",),
+        groups=("EU", "GLOBAL"),
+        unit_ids=units["__i"],
+        letter_ids=pl.Series("content_id", [], dtype=pl.String),
+    )
+
+    def result() -> tuple[object, ...]:
+        p = partial.audit_bucket(rows, args)
+        cells = p.cells[0].drop("__g")
+        summaries = {
+            k: (s.quantiles([0.1, 0.5, 0.9]), h.quantiles([0.5]), s.n, h.n) for k, (s, h) in p.summaries.items()
+        }
+        return (
+            cells.sort(cells.columns),
+            summaries,
+            p.items[0].sort(p.items[0].columns),
+            p.labelled[0].sort("content_id", "market", "policy_id"),
+            p.sor_rows[0].sort("content_id", "market", "policy_id"),
+        )
+
+    marked = result()
+    assert "__live" in current_decisions(rows.lazy(), before=args.before, mark=True).columns  # the keys repeat
+    dropping = partial.current_decisions
+    monkeypatch.setattr(partial, "current_decisions", lambda *a, **k: dropping(*a, **{**k, "mark": False}))
+    dropped = result()
+    assert marked[0].equals(dropped[0]) and marked[0]["n"].sum() > 0  # type: ignore[union-attr,index]
+    assert marked[1] == dropped[1]
+    for a, b in zip(marked[2:], dropped[2:], strict=True):
+        assert a.columns == b.columns and a.equals(b)  # type: ignore[attr-defined]
+    assert marked[3].height > 0 and marked[4].height > 0  # type: ignore[attr-defined]
