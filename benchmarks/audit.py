@@ -6,7 +6,9 @@ policies, plus 1% re-decided keys (a later model version), the default pack in
 Then, in the same run and on the same table:
 
 - floor: ``pl.scan_delta`` + group-by market × policy with count, median hours and score
-  quantiles (what FACTS.md measured at about 1.3 s on 2 cores);
+  quantiles (what FACTS.md measured at about 1.3 s on 2 cores), at polars' defaults in this
+  process, and again in a process with the allocator setting pipelines gives its Ray workers
+  (``pipelines.WORKER_MALLOC_CONF``: ``floor_worker_allocator_s``, a like-for-like figure);
 - report: ``run_audit`` writing report.parquet and report.json (no HTML, no statements);
 - full: ``run_audit`` with index.html and statements_of_reasons.jsonl.
 
@@ -32,6 +34,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import machine
 
+from pipelines import WORKER_MALLOC_CONF
 from pipelines import markets as mk
 from pipelines.audit import AuditConfig, SampleConfig, run_audit, sample_for_review
 from pipelines.lake import Lake, open_lake
@@ -159,12 +163,8 @@ def build(lake: Lake, rows: int) -> None:
         ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     summary = sample_for_review(SampleConfig(lake=lake, per_stratum=40, seed=1, as_of=now, use_ray=big))
     samples = pl.read_delta(lake.path("review_samples"), columns=["sample_id", "content_id", "policy_id"])
-    # Synthetic truth: an item violates with probability equal to its (max) score.
-    truth = (
-        samples.with_columns((_u("__h", 9) < 0.5).alias("label"))
-        if False
-        else samples.with_columns(((pl.col("content_id").hash(9) % 1000).cast(pl.Float64) / 1000 < 0.3).alias("label"))
-    )
+    # Synthetic truth: about 30% of the sampled units violate (a hash of the item).
+    truth = samples.with_columns(((pl.col("content_id").hash(9) % 1000).cast(pl.Float64) / 1000 < 0.3).alias("label"))
     labels = truth.select(
         "sample_id", "content_id", "policy_id", "label", pl.lit("bench").alias("reviewer"),
         pl.lit(now).dt.cast_time_unit("us").alias("labeled_at"),
@@ -215,6 +215,11 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
     floors = [floor(lake) for _ in range(2)]
     out["floor_s"] = round(min(floors), 3)
     out["ratio_report_to_floor"] = round(min(reports) / min(floors), 2)
+    # The same floor with the allocator setting pipelines gives its Ray workers (in a process of
+    # its own: polars reads it at import): what the workers' setting is worth to bare polars.
+    kept = _child("--floor-only", str(lake_dir), env={"_RJEM_MALLOC_CONF": WORKER_MALLOC_CONF})
+    out["floor_worker_allocator_s"] = kept["floor_s"]
+    out["ratio_report_to_floor_worker_allocator"] = round(min(reports) / kept["floor_s"], 2)
     if full:
         t = time.perf_counter()
         res = run_audit(AuditConfig(lake=lake, out=str(lake_dir.parent / "full"), as_of=as_of))
@@ -227,12 +232,16 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
     return out
 
 
-def _child(*args: str) -> dict[str, object]:
+def _child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run this script in a fresh process (its own peak RSS, its own Ray) and return its JSON line."""
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=False, env=os.environ.copy()
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
@@ -263,7 +272,11 @@ def main() -> int:
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--build-into", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-only", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor_only:
+        print(json.dumps({"floor_s": round(min(floor(open_lake(args.floor_only)) for _ in range(2)), 3)}))
+        return 0
     if args.measure:
         print(json.dumps(measure(Path(args.measure), repeats=args.repeats, full=args.full)))
         return 0
@@ -286,6 +299,8 @@ def main() -> int:
             "floor_s": at["floor_s"],
             "report_s": at["report_s"],
             "ratio_report_to_floor": at["ratio_report_to_floor"],
+            "floor_worker_allocator_s": at["floor_worker_allocator_s"],
+            "ratio_report_to_floor_worker_allocator": at["ratio_report_to_floor_worker_allocator"],
             "report_phases_s": at["report_phases_s"],
             "full_with_html_and_statements_s": at.get("full_with_html_and_statements_s"),
             "full_largest_worker_peak_rss_mib": at.get("full_largest_worker_peak_rss_mib"),
