@@ -29,3 +29,20 @@ def machine(**versions: str) -> dict[str, object]:
         **versions,
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) CPU ticks since boot from /proc/stat ((0, 0) elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_share(since: tuple[int, int]) -> float | None:
+    """The share of CPU time the hypervisor took from this machine since ``since`` (a
+    :func:`cpu_times`): on a shared virtual machine, timings are noisy in proportion."""
+    steal, total = cpu_times()
+    return round((steal - since[0]) / (total - since[1]), 3) if total > since[1] else None

@@ -42,7 +42,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import machine
+from _machine import cpu_times, machine, steal_share
 
 from pipelines import WORKER_MALLOC_CONF
 from pipelines import markets as mk
@@ -186,14 +186,20 @@ def floor(lake: Lake) -> float:
 
 
 def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
-    """In a fresh process: start Ray (as a cluster would have it running), audit, read peak RSS, then the floor."""
+    """In a fresh process: start Ray (as a cluster would have it running), audit, read peak RSS.
+
+    Each audit run is followed by the floor, in processes of their own (best of two each): at
+    polars' defaults, and with the allocator setting pipelines gives its Ray workers. The
+    machine's speed drifts within a minute; interleaved, both sides see the same drift.
+    """
     import ray
     from _ray_rss import peak_rss_mib, start_warm_ray, worker_peaks_mib
 
     start_warm_ray()
     lake = open_lake(str(lake_dir))
     as_of = datetime.now(UTC)
-    reports, phases = [], {}
+    ticks = cpu_times()
+    reports, phases, floors, kept = [], {}, [], []
     for i in range(repeats):
         t = time.perf_counter()
         res = run_audit(
@@ -202,6 +208,9 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         reports.append(time.perf_counter() - t)
         if reports[-1] == min(reports):
             phases = json.loads(Path(res.report_json).read_text())["timings_s"]
+        floors.append(_child("--floor-only", str(lake_dir))["floor_s"])
+        # polars reads the allocator setting at import: a process of its own.
+        kept.append(_child("--floor-only", str(lake_dir), env={"_RJEM_MALLOC_CONF": WORKER_MALLOC_CONF})["floor_s"])
     out: dict[str, object] = {
         "report_s": round(min(reports), 3),
         "report_runs_s": [round(r, 3) for r in reports],
@@ -211,22 +220,20 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         "driver_peak_rss_mib": round(peak_rss_mib(), 1),
         "largest_worker_peak_rss_mib": round(max(worker_peaks_mib() or [0.0]), 1),
         "workers": len(worker_peaks_mib()),
+        "floor_s": min(floors),
+        "floor_runs_s": floors,
+        "ratio_report_to_floor": round(min(reports) / min(floors), 2),
+        # What the workers' allocator setting is worth to bare polars: a like-for-like ratio.
+        "floor_worker_allocator_s": min(kept),
+        "ratio_report_to_floor_worker_allocator": round(min(reports) / min(kept), 2),
+        "cpu_steal_share": steal_share(ticks),
     }
-    floors = [floor(lake) for _ in range(2)]
-    out["floor_s"] = round(min(floors), 3)
-    out["ratio_report_to_floor"] = round(min(reports) / min(floors), 2)
-    # The same floor with the allocator setting pipelines gives its Ray workers (in a process of
-    # its own: polars reads it at import): what the workers' setting is worth to bare polars.
-    kept = _child("--floor-only", str(lake_dir), env={"_RJEM_MALLOC_CONF": WORKER_MALLOC_CONF})
-    out["floor_worker_allocator_s"] = kept["floor_s"]
-    out["ratio_report_to_floor_worker_allocator"] = round(min(reports) / kept["floor_s"], 2)
     if full:
         t = time.perf_counter()
         res = run_audit(AuditConfig(lake=lake, out=str(lake_dir.parent / "full"), as_of=as_of))
         out["full_with_html_and_statements_s"] = round(time.perf_counter() - t, 3)
         out["statements"] = res.statements_written
         out["labelled_units"] = res.labelled_units
-        # Workers only: this process's peak now includes the floor's polars query.
         out["full_largest_worker_peak_rss_mib"] = round(max(worker_peaks_mib() or [0.0]), 1)
     ray.shutdown()
     return out
@@ -301,6 +308,9 @@ def main() -> int:
             "ratio_report_to_floor": at["ratio_report_to_floor"],
             "floor_worker_allocator_s": at["floor_worker_allocator_s"],
             "ratio_report_to_floor_worker_allocator": at["ratio_report_to_floor_worker_allocator"],
+            "floor_runs_s": at["floor_runs_s"],
+            "report_runs_s": at["report_runs_s"],
+            "cpu_steal_share": at["cpu_steal_share"],
             "report_phases_s": at["report_phases_s"],
             "full_with_html_and_statements_s": at.get("full_with_html_and_statements_s"),
             "full_largest_worker_peak_rss_mib": at.get("full_largest_worker_peak_rss_mib"),
