@@ -71,7 +71,8 @@ class RangePlan:
 
 
 def _cuts(files: Sequence[FileRange], n: int) -> list[str]:
-    """Cut points at file minima such that consecutive ranges hold about ``total / n`` rows each."""
+    """Cut points at file minima such that consecutive ranges hold about ``total / n`` rows each
+    (each cut at the boundary nearest its ideal place, so a range is off by at most half a file)."""
     ordered = sorted((f for f in files if f.rows and f.min_id is not None), key=lambda f: (f.min_id, f.max_id))
     total = sum(f.rows for f in ordered)
     cuts: list[str] = []
@@ -80,7 +81,10 @@ def _cuts(files: Sequence[FileRange], n: int) -> list[str]:
         assert f.min_id is not None and ordered[0].min_id is not None
         # A cut separates rows: above the smallest id and above the previous cut.
         above = f.min_id > (cuts[-1] if cuts else ordered[0].min_id)
-        if len(cuts) < n - 1 and acc >= total * (len(cuts) + 1) / n and above:
+        # At the file boundary nearest each ideal cut: cutting only once the share is reached
+        # made a range up to one whole file larger than its share (range 0 of the 5x10^7-row
+        # benchmark: 2.5 M rows for a share of 1.94 M, and the largest task's memory with it).
+        if len(cuts) < n - 1 and acc + f.rows / 2 >= total * (len(cuts) + 1) / n and above:
             cuts.append(f.min_id)
         acc += f.rows
     return cuts
