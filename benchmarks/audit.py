@@ -188,18 +188,26 @@ def floor(lake: Lake) -> float:
 def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
     """In a fresh process: start Ray (as a cluster would have it running), audit, read peak RSS.
 
-    Each audit run is followed by the floor, in processes of their own (best of two each): at
-    polars' defaults, and with the allocator setting pipelines gives its Ray workers. The
-    machine's speed drifts within a minute; interleaved, both sides see the same drift.
+    The floor runs before and after the audit runs, in processes of their own (best of two each):
+    at polars' defaults, and with the allocator setting pipelines gives its Ray workers. The
+    machine's speed drifts within minutes: both sides see the same drift. The audit runs follow
+    each other, as partitions do on a busy cluster.
     """
     import ray
     from _ray_rss import peak_rss_mib, start_warm_ray, worker_peaks_mib
 
+    def floors() -> tuple[float, float]:
+        kept = {"_RJEM_MALLOC_CONF": WORKER_MALLOC_CONF}  # polars reads it at import: a process of its own
+        return _child("--floor-only", str(lake_dir))["floor_s"], _child("--floor-only", str(lake_dir), env=kept)[
+            "floor_s"
+        ]
+
+    ticks = cpu_times()
+    before = floors()
     start_warm_ray()
     lake = open_lake(str(lake_dir))
     as_of = datetime.now(UTC)
-    ticks = cpu_times()
-    reports, phases, floors, kept = [], {}, [], []
+    reports, phases = [], {}
     for i in range(repeats):
         t = time.perf_counter()
         res = run_audit(
@@ -208,9 +216,9 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         reports.append(time.perf_counter() - t)
         if reports[-1] == min(reports):
             phases = json.loads(Path(res.report_json).read_text())["timings_s"]
-        floors.append(_child("--floor-only", str(lake_dir))["floor_s"])
-        # polars reads the allocator setting at import: a process of its own.
-        kept.append(_child("--floor-only", str(lake_dir), env={"_RJEM_MALLOC_CONF": WORKER_MALLOC_CONF})["floor_s"])
+    worker_peak = max(worker_peaks_mib() or [0.0])
+    after = floors()
+    floor_runs, kept_runs = [before[0], after[0]], [before[1], after[1]]
     out: dict[str, object] = {
         "report_s": round(min(reports), 3),
         "report_runs_s": [round(r, 3) for r in reports],
@@ -218,14 +226,14 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         "report_rows": res.rows,
         # Peaks of the report runs, comparable at every size (the full run below adds statements).
         "driver_peak_rss_mib": round(peak_rss_mib(), 1),
-        "largest_worker_peak_rss_mib": round(max(worker_peaks_mib() or [0.0]), 1),
+        "largest_worker_peak_rss_mib": round(worker_peak, 1),
         "workers": len(worker_peaks_mib()),
-        "floor_s": min(floors),
-        "floor_runs_s": floors,
-        "ratio_report_to_floor": round(min(reports) / min(floors), 2),
+        "floor_s": min(floor_runs),
+        "floor_runs_s": floor_runs,
+        "ratio_report_to_floor": round(min(reports) / min(floor_runs), 2),
         # What the workers' allocator setting is worth to bare polars: a like-for-like ratio.
-        "floor_worker_allocator_s": min(kept),
-        "ratio_report_to_floor_worker_allocator": round(min(reports) / min(kept), 2),
+        "floor_worker_allocator_s": min(kept_runs),
+        "ratio_report_to_floor_worker_allocator": round(min(reports) / min(kept_runs), 2),
         "cpu_steal_share": steal_share(ticks),
     }
     if full:
