@@ -7,7 +7,9 @@ polars reading the same score rows, deciding them under the new pack and writing
 Each item has one market and 7 policies: 7 score rows and 7 decision rows, so the default
 1,428,572 items are 10^7 decision rows and ``--big-items`` 7,142,858 are 5x10^7. Peak RSS
 (``VmHWM``) of the build, the driver and the largest Ray worker at both sizes. Targets: sweep
-<= 3x the floor, re-decision >= 1000x faster than re-scoring per item, RSS at 5x <= 1.3x.
+<= 3x the floor (at polars' defaults; ``floor_worker_allocator_s``: with the allocator setting
+pipelines gives its Ray workers, a like-for-like figure), re-decision >= 1000x faster than
+re-scoring per item, RSS at 5x <= 1.3x.
 
     python benchmarks/sweep.py [--items 1428572] [--big-items 7142858] [--rescore-rows 1000] [--keep DIR]
 """
@@ -140,13 +142,27 @@ def measure(lake_dir: Path) -> dict[str, object]:
     floors = [floor(lake) for _ in range(2)]
     out["floor_s"] = round(min(floors), 3)
     out["ratio_sweep_to_floor"] = round(secs / min(floors), 2)
+    # The same floor with the allocator setting pipelines gives its Ray workers (polars reads it
+    # at import: a process of its own): a like-for-like ratio.
+    from pipelines import WORKER_MALLOC_CONF
+
+    kept = float(_child("--floor-only", str(lake_dir), env={"_RJEM_MALLOC_CONF": WORKER_MALLOC_CONF})["floor_s"])  # type: ignore[arg-type]
+    out["floor_worker_allocator_s"] = kept
+    out["ratio_sweep_to_floor_worker_allocator"] = round(secs / kept, 2)
     return out
 
 
-def _child(*args: str) -> dict[str, object]:
+def _child(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    import os
     import subprocess
 
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
     sys.stderr.write(proc.stderr[-2000:])
@@ -203,7 +219,14 @@ def main() -> None:
     ap.add_argument("--keep", help="build the lakes here and keep them")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--build-into", help=argparse.SUPPRESS)
+    ap.add_argument("--floor-only", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.floor_only:
+        from pipelines.lake import open_lake
+
+        lake = open_lake(args.floor_only)
+        print(json.dumps({"floor_s": round(min(floor(lake) for _ in range(2)), 3)}))
+        return
     if args.measure:
         print(json.dumps(measure(Path(args.measure))))
         return
@@ -240,6 +263,8 @@ def main() -> None:
                     sweep_seconds=secs,
                     floor_s=got["floor_s"],
                     ratio_sweep_to_floor=got["ratio_sweep_to_floor"],
+                    floor_worker_allocator_s=got["floor_worker_allocator_s"],
+                    ratio_sweep_to_floor_worker_allocator=got["ratio_sweep_to_floor_worker_allocator"],
                     redecision_items_per_s=n / secs,
                     redecision_score_rows_per_s=float(built["score_rows"]) / secs,  # type: ignore[arg-type]
                 )
