@@ -42,6 +42,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _child import run_json
 from _machine import cpu_times, machine, steal_share
 
 from pipelines import WORKER_MALLOC_CONF
@@ -248,20 +249,8 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
 
 
 def _child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run this script in a fresh process (its own peak RSS, its own Ray) and return its JSON line."""
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, __file__, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
-    sys.stderr.write(proc.stderr)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """This script again in a fresh process (:func:`_child.run_json`)."""
+    return run_json(__file__, *args, env=env)
 
 
 def _build_here(root: Path, rows: int) -> dict[str, object]:

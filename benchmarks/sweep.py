@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _child import run_json
 from _machine import machine
 
 from pipelines.sweep.run import ITEM_COLUMNS
@@ -153,20 +154,8 @@ def measure(lake_dir: Path) -> dict[str, object]:
 
 
 def _child(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
-    import os
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, __file__, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
-    sys.stderr.write(proc.stderr[-2000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """This script again in a fresh process (:func:`_child.run_json`)."""
+    return run_json(__file__, *args, env=env)
 
 
 def _build_here(root: Path, items: int) -> dict[str, object]:
