@@ -116,3 +116,15 @@ def test_a_partitioned_table_reads_its_partition_columns_from_the_log(tmp_path: 
     only = ReadSpec(pinned, spec.schema, pl.col("policy_id").is_in(["hate"]) & (pl.col("n") < 4))
     got = pl.concat(list(map_reduce(only, lambda rows: rows, use_ray=False, buckets=2)))
     assert got.sort(key).equals(frame.filter(pl.col("policy_id") == "hate", pl.col("n") < 4).sort(key))
+
+
+def test_cuts_sit_at_the_nearest_file_boundary() -> None:
+    """A small later file over the first ids (a re-decision of old items) must not make range 0
+    a whole file larger than its share: each cut goes to the file boundary nearest its ideal
+    place (the 5x10^7-row benchmark's range 0 held 2.5 M rows for a share of 1.94 M)."""
+    files = [_f(f"c{i:03d}", f"c{i:03d}~", 1000) for i in range(50)] + [_f("c000", "c000a", 505)]
+    plan = plan_ranges([files], 26)
+    assert plan is not None and plan.n == 26
+    share = sum(f.rows for (f,) in files) / 26
+    assert max(plan.rows) <= 2000 < share + 1000  # within half a file of the share, either way
+    assert plan.rows[0] == 1505  # the re-decided file and the first one, not a third file too
