@@ -5,7 +5,9 @@ own subpackage; the CLI in ``batchjobs`` only calls these."""
 import os as _os
 import sys as _sys
 
-if _sys.argv and _sys.argv[0].endswith("default_worker.py") and "POLARS_MAX_THREADS" not in _os.environ:
+_IN_RAY_WORKER = bool(_sys.argv) and _sys.argv[0].endswith("default_worker.py")
+
+if _IN_RAY_WORKER and "POLARS_MAX_THREADS" not in _os.environ:
     # A Ray worker runs tasks on the CPUs they reserve, and Ray sizes OMP_NUM_THREADS to them (1
     # by default). polars sizes its thread pool once, at import, to every core of the machine:
     # each of N workers would run N threads. Measured on 2 cores, 2 workers, the 10^7-row audit:
@@ -21,7 +23,7 @@ audit range 110-280 k page faults and twice the CPU time of the next range, ever
 jemalloc's stock decay (10 s) for every size keeps them while tasks follow each other and
 still returns them to the system when the worker idles."""
 
-if _sys.argv and _sys.argv[0].endswith("default_worker.py") and "polars" not in _sys.modules:
+if _IN_RAY_WORKER and "polars" not in _sys.modules:
     # Before polars is imported: it reads $_RJEM_MALLOC_CONF then, appending it to its own
     # defaults (the later setting wins). A worker inherits the driver's value, polars' defaults.
     _conf = _os.environ.get("TRUSTBATCH_WORKER_MALLOC_CONF", WORKER_MALLOC_CONF)
