@@ -56,6 +56,9 @@ class PinnedFiles:
     partitions: tuple[tuple[tuple[str, object], ...], ...] = ()
     """Per file, its partition values (column, value) from the log: a partitioned table's files do
     not hold those columns (empty: the table is not partitioned)."""
+    last_decided: tuple[object, ...] = ()
+    """Per file, its largest ``decided_at`` from the log's statistics (None: unknown; empty: the
+    table has no such column)."""
 
     @property
     def total_rows(self) -> int:
@@ -82,6 +85,7 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
     paths = [str(p) for p in column("path")]
     counts = [int(n) if isinstance(n, int) else 0 for n in column("num_records")]
     lows, highs, nulls = column("min.content_id"), column("max.content_id"), column("null_count.content_id")
+    last = dict(zip(paths, column("max.decided_at"), strict=True)) if "max.decided_at" in names else {}
     stats = {
         p: FileRange(_id(lo), _id(hi), n, bool(z))
         for p, n, lo, hi, z in zip(paths, counts, lows, highs, nulls, strict=True)
@@ -106,6 +110,7 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
         tuple(per_uri[i].rows for i in order),
         tuple(per_uri[i] for i in order),
         tuple(values.get(matched[i] or "", ()) for i in order) if keys else (),
+        tuple(last.get(matched[i] or "") for i in order) if last else (),
     )
 
 
@@ -367,8 +372,17 @@ def _range_task(
     specs: tuple[ReadSpec, ...], plan: RangePlan, r: int, fn: Callable[..., Any], args: tuple[Any, ...], bucket: bool
 ) -> Any:
     """One range: read its rows from the files that meet it, then ``fn``."""
-    tables = [read_some(s, plan.reads[k][r], plan.where(r)) for k, s in enumerate(specs)]
+    tables = [read_some(s, plan.reads[k][r], _range_where(s, plan, r, plan.reads[k][r])) for k, s in enumerate(specs)]
     return fn(*tables, *args) if not bucket else fn(*tables, r, *args)
+
+
+def _range_where(spec: ReadSpec, plan: RangePlan, r: int, files: Sequence[int]) -> pl.Expr | None:
+    """The row filter of range ``r`` over ``spec``'s ``files``: None when each lies inside the range
+    by its statistics (a table clustered by id, cut at file boundaries: the common case)."""
+    ranges = spec.pinned.ranges
+    if len(ranges) == len(spec.pinned.files) and all(plan.holds(r, ranges[i]) for i in files):
+        return None
+    return plan.where(r)
 
 
 def _by_range(

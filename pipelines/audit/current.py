@@ -19,7 +19,7 @@ from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
 from pipelines.current import ORDER, RANK, rank_for, repeated_values
 from pipelines.errors import BadInputError
-from pipelines.schema import DECISION_KEY
+from pipelines.schema import CURRENT_ORDER, DECISION_KEY
 
 _F = TypeVar("_F", pl.DataFrame, pl.LazyFrame)
 KEY: tuple[str, ...] = DECISION_KEY
@@ -118,6 +118,66 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None, mark:
             return rows.with_columns(changed.alias("changed"), band, keep.alias("__live")).drop("__row", "__k")
         # One fused pass over the wide frame: filter, flags and band together.
         return rows.filter(keep).with_columns(changed.alias("changed"), band).drop("__row", "__k")
+
+
+MARKS: tuple[str, ...] = ("__c", "__i", "__mp", "changed", "__band")
+"""The columns of :func:`current_marks` (then ``__live`` where some key repeats)."""
+
+
+def current_marks(rows: pl.DataFrame, *, mark: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(rows, marks)``: the current decision per key of ``rows`` (all decided in the period), in
+    the fast form :func:`current_decisions` gives with ``mark=True``, for frames of millions of rows.
+
+    ``marks`` holds the narrow per-row columns, row-aligned with ``rows`` and in one chunk:
+    :data:`MARKS` (as :func:`current_decisions` adds them) and, only when some key repeats,
+    ``__live`` (False on superseded rows). ``rows`` comes back as given: a frame read from several
+    files or row groups has one chunk per piece, and re-chunking its dozen string columns copies 16
+    bytes per value and column (measured 0.1-0.13 s on 2 M rows, as much as the read). The
+    per-row work here and in the callers runs chunk by chunk; only narrow numeric frames are
+    re-chunked for the group-bys.
+
+    ``mark=False``: superseded rows are dropped from both instead (a copy of ``rows``), no ``__live``.
+    """
+    # One column at a time on the chunks as read (an expression over two columns chunked
+    # differently re-aligns them), then one chunk for the narrow result.
+    raw = rows.select(
+        pl.col("content_id").hash(seed=_ITEM_SEED).alias("__c"),
+        pl.col("policy_id").hash(seed=_POLICY_SEED).alias("__p"),
+        pl.col("market").hash(seed=17).alias("__m"),
+        band_code(pl.col("score"), pl.col("source")).alias("__band"),
+    ).rechunk()
+    # The hashes of current_decisions (_hash_key): __c ^ __p is the unit, __p ^ market the pair.
+    marks = raw.select(
+        "__c", (pl.col("__c") ^ pl.col("__p")).alias("__i"), (pl.col("__p") ^ pl.col("__m")).alias("__mp"), "__band"
+    )
+    key = (marks["__c"] ^ marks["__mp"]).alias("__k")
+    repeated = repeated_values(key)
+    if repeated.len() == 0:
+        return rows, marks.with_columns(pl.lit(False).alias("changed")).select(MARKS)
+    # Only the rows of repeated keys are gathered and sorted (as in current_decisions).
+    many = key.is_in(repeated.implode())
+    at = many.arg_true()
+    multi = (
+        rows.select(*KEY, "source", "action", *CURRENT_ORDER)
+        .gather(at)
+        .with_columns(marks["__i"].gather(at), key.gather(at), at.alias("__row"))
+    )
+    multi = (
+        multi.with_columns(rank_for(multi).alias(RANK))
+        .select(*KEY, *_ORDER, "action", "__i", "__row", "__k")
+        .sort("__k", *_ORDER)
+        .group_by(*KEY, maintain_order=True)
+        .agg(pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg"))
+    )
+    changed_units = multi.filter(pl.col("__chg"))["__i"].unique()
+    live = ~many.to_numpy()
+    live[multi["__row"].to_numpy()] = True
+    changed = marks["__i"].is_in(changed_units.implode()) if changed_units.len() else pl.lit(False)
+    marks = marks.with_columns(changed.alias("changed"), pl.Series("__live", live)).select(*MARKS, "__live")
+    if mark:
+        return rows, marks
+    keep = marks["__live"]
+    return rows.filter(keep), marks.filter(keep).drop("__live")
 
 
 def with_strata(frame: _F) -> _F:

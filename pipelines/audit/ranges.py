@@ -69,6 +69,15 @@ class RangePlan:
             return lo
         return (col.is_null() | hi) if hi is not None else None
 
+    def holds(self, r: int, f: FileRange) -> bool:
+        """Whether every row of ``f`` is in range ``r`` by its statistics: read without the filter
+        (a filter splits the columns it reads into many small chunks, which every later step
+        re-aligns)."""
+        if f.min_id is None or f.max_id is None or (f.has_null_ids and r > 0):
+            return False
+        above = r == 0 or f.min_id >= self.cuts[r - 1]
+        return above and (r == len(self.cuts) or f.max_id < self.cuts[r])
+
 
 def _cuts(files: Sequence[FileRange], n: int) -> list[str]:
     """Cut points at file minima such that consecutive ranges hold about ``total / n`` rows each

@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -27,7 +27,7 @@ from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
 from pipelines.audit.current import COLUMNS as DECISION_COLUMNS
 from pipelines.audit.current import scan_decisions, unit_hash, with_strata
 from pipelines.audit.packs import counts_only, load_packs
-from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold, merge_runs
+from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold, merge_runs, sort_cells
 from pipelines.audit.review import labelled_units
 from pipelines.audit.sor import concat_parts, restrictive_rows, write_jsonl
 from pipelines.audit.versions import Pinned, pin_tables
@@ -179,8 +179,19 @@ def _read_spec(config: AuditConfig, pinned: Pinned, policies: list[str], *, stat
     full = pl.Schema(DECISIONS)
     needed = statements or "content_type" in config.by
     schema = {c: full[c] for c in DECISION_COLUMNS if needed or c != "content_type"}
+    files = pinned_files(pinned.uri, pinned.version)
+    # Every file decided before the period's end (the log says so): no filter, which would split
+    # the columns it reads into many small chunks (pipelines.audit.current.current_marks).
+    unfiltered = not config.policies and not config.markets and _all_before(files.last_decided, config.period_end)
     # Credentials and endpoint come from the environment (AWS_*), as for every reader of the lake.
-    return ReadSpec(pinned_files(pinned.uri, pinned.version), schema, where)
+    return ReadSpec(files, schema, None if unfiltered else where)
+
+
+def _all_before(last_decided: Sequence[object], end: datetime) -> bool:
+    """Whether the files' largest ``decided_at`` (log statistics) all fall before ``end``, with a
+    millisecond to spare: the log keeps timestamps to the millisecond."""
+    bound = end - timedelta(milliseconds=1)
+    return bool(last_decided) and all(isinstance(d, datetime) and d < bound for d in last_decided)
 
 
 def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str | None = None) -> Computed:
@@ -229,7 +240,9 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         combine=fold, root=functools.partial(fold, merge=False),
     )  # fmt: skip
     clock.lap("current_decisions")
-    cells = final_cells(merged)
+    # Unsorted for now: the estimators' inputs are sums over cells (integers: the same in any
+    # order), and sorting first would delay them.
+    cells = final_cells(merged, ordered=False)
     unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
     labelled = (
         with_strata(concat(merged.labelled))
@@ -249,6 +262,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     language_estimates = estimate_tasks.start(
         language_pop, language_units, LANGUAGE_KEYS, draws=config.draws, seed=config.seed, on_ray=on_ray
     )
+    cells = sort_cells(cells)
     merge_runs(merged)
     agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema), cells=cells)
     clock.lap("aggregate")

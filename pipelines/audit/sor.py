@@ -48,16 +48,23 @@ _HOW = {
 }
 
 
+SOR_COLUMNS: tuple[str, ...] = (
+    "content_id", "market", "policy_id", "policy_version", "action", "automated", "model_name", "model_version",
+    "created_at", "decided_at", "content_type", "source",
+)  # fmt: skip
+"""What a statement of reasons is built from, per current decision."""
+
+
+def restrictive() -> pl.Expr:
+    """True for the decisions that restrict an item in an EU/EEA market: those owed a statement."""
+    return pl.col("action").is_in(list(RESTRICTIVE_ACTIONS)) & pl.col("market").is_in(list(mk.EEA))
+
+
 def restrictive_rows(current: pl.LazyFrame) -> pl.LazyFrame:
     """Current decisions that restrict an item in an EU/EEA market (``source`` defaults to ``model``)."""
     if "source" not in current.collect_schema().names():
         current = current.with_columns(pl.lit("model").alias("source"))
-    return current.filter(
-        pl.col("action").is_in(list(RESTRICTIVE_ACTIONS)) & pl.col("market").is_in(list(mk.EEA))
-    ).select(
-        "content_id", "market", "policy_id", "policy_version", "action", "automated", "model_name", "model_version",
-        "created_at", "decided_at", "content_type", "source",
-    )  # fmt: skip
+    return current.filter(restrictive()).select(SOR_COLUMNS)
 
 
 def _detection() -> pl.Expr:

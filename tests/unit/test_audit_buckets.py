@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -131,16 +132,34 @@ def test_local_merge_tree_has_the_shape_of_the_ray_tree(n: int) -> None:
     assert _tree_local(iter(range(n)), combine, root) == root(level)
 
 
+def _chunked(rows: pl.DataFrame, layout: str) -> pl.DataFrame:
+    """``rows`` as a reader may return them: one chunk, one chunk per file, or columns chunked
+    differently (a filter's reads)."""
+    if layout == "one chunk":
+        return rows
+    cuts = [0, 7, rows.height // 3, rows.height // 2 + 5, rows.height]
+    pieces = [rows.slice(lo, hi - lo) for lo, hi in itertools.pairwise(cuts)]
+    files = pl.concat(pieces, rechunk=False)
+    if layout == "files":
+        return files
+    other = pl.concat([rows["content_id"].slice(lo, 11) for lo in range(0, rows.height, 11)], rechunk=False)
+    return files.with_columns(other)
+
+
+@pytest.mark.parametrize("layout", ["one chunk", "files", "filtered"])
 @pytest.mark.parametrize("start", [None, T0 + timedelta(minutes=500)])
 def test_bucket_with_superseded_rows_marked_equals_them_dropped(
-    monkeypatch: pytest.MonkeyPatch, start: datetime
+    monkeypatch: pytest.MonkeyPatch, start: datetime, layout: str
 ) -> None:
     """The partition leaves repeated keys' superseded rows in its frame, marked (no copy of the
-    frame): every partial result equals the one computed on the frame without them."""
+    frame): every partial result equals the one computed on the frame without them, whatever
+    the chunks of the frame it was given."""
     import pipelines.audit.partial as partial
-    from pipelines.audit.current import unit_hash
+    from pipelines.audit.current import current_marks, unit_hash
 
-    rows = _decisions(n_items=800, seed=7)
+    rows = _chunked(_decisions(n_items=800, seed=7), layout)
+    if layout != "one chunk":
+        assert max(rows[c].n_chunks() for c in rows.columns) > 1
     units = rows.select(unit_hash(pl.col("content_id"), pl.col("policy_id")).alias("__i")).unique().head(500)
     args = partial.BucketArgs(
         before=T0 + timedelta(days=10),
@@ -166,9 +185,9 @@ def test_bucket_with_superseded_rows_marked_equals_them_dropped(
         )
 
     marked = result()
-    assert "__live" in current_decisions(rows.lazy(), before=args.before, mark=True).columns  # the keys repeat
-    dropping = partial.current_decisions
-    monkeypatch.setattr(partial, "current_decisions", lambda *a, **k: dropping(*a, **{**k, "mark": False}))
+    assert "__live" in current_marks(rows)[1].columns  # the keys repeat
+    dropping = partial.current_marks
+    monkeypatch.setattr(partial, "current_marks", lambda *a, **k: dropping(*a, **{**k, "mark": False}))
     dropped = result()
     assert marked[0].equals(dropped[0]) and marked[0]["n"].sum() > 0  # type: ignore[union-attr,index]
     assert marked[1] == dropped[1]
