@@ -41,7 +41,10 @@ def start(
         return future.result
     import ray
 
-    parts = max(1, min(MAX_PARTS, int(ray.cluster_resources().get("CPU", 1))))
+    # Twice as many tasks as cores: domains differ in cost (their cells), and small tasks let
+    # the cores even out the load instead of one big part finishing last (measured on 2 cores:
+    # parts of 0.68 and 0.43 s with one task per core).
+    parts = max(1, min(MAX_PARTS, 2 * int(ray.cluster_resources().get("CPU", 1))))
     task = ray.remote(max_retries=3)(_estimate)
     refs = [task.remote(pop, units_p, keys, draws, seed) for pop, units_p in split(population, units, keys, parts)]
 

@@ -24,7 +24,7 @@ import polars as pl
 from pipelines import markets as mk
 from pipelines.audit import aggregate as ag
 from pipelines.audit.current import current_marks
-from pipelines.audit.quantiles import Summary
+from pipelines.audit.quantiles import Packed, Summary, pack, unpack
 from pipelines.audit.sor import SOR_COLUMNS, restrictive, write_part
 from pipelines.buckets import hash_columns
 from pipelines.policy import Pack
@@ -63,6 +63,19 @@ class Partial:
     statements_written: int = 0
     runs: dict[QKey, list[tuple[Summary, Summary]]] = field(default_factory=dict)
     """Per key, the summaries still to merge into ``summaries`` (:func:`fold` with ``merge=False``)."""
+
+    def __getstate__(self) -> dict[str, object]:
+        # Shipped (from a Ray task) with its summaries packed: see quantiles.Packed.
+        state = dict(self.__dict__)
+        pairs = list(self.summaries.values())
+        state["summaries"] = (list(self.summaries), pack([s for s, _ in pairs]), pack([h for _, h in pairs]))
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        packed: tuple[list[QKey], Packed, Packed] = state["summaries"]  # type: ignore[assignment]
+        keys, scores, hours = packed
+        state["summaries"] = dict(zip(keys, zip(unpack(scores), unpack(hours), strict=True), strict=True))
+        self.__dict__.update(state)
 
 
 def _hours() -> pl.Expr:
@@ -184,10 +197,10 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
     for p in partials:
         acc.rows += p.rows
         acc.cells += p.cells
-        for key, (s, h) in p.summaries.items():
-            # Copies: a partial fetched from Ray may be a view of the object store's memory,
-            # which stays mapped (and counted in this process's RSS) while referenced.
-            runs.setdefault(key, []).append((s.copy(), h.copy()))
+        for key, pair in p.summaries.items():
+            # Not a view of Ray's object store: a partial fetched from Ray unpacks its summaries
+            # into memory of its own (Partial.__setstate__).
+            runs.setdefault(key, []).append(pair)
         acc.items += p.items
         acc.labelled += p.labelled
         acc.sor_rows += p.sor_rows

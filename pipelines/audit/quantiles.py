@@ -118,16 +118,53 @@ class Summary:
         if self.exact:
             return exact_quantiles(self.levels[0], qs)
         values = np.concatenate(self.levels)
-        weights = np.concatenate([np.full(a.size, 2**h, dtype=np.float64) for h, a in enumerate(self.levels)])
+        sizes = [a.size for a in self.levels]
+        weights = np.repeat(2.0 ** np.arange(len(sizes), dtype=np.float64), sizes)
         order = np.argsort(values, kind="stable")
         values, cum = values[order], np.cumsum(weights[order])
-        total = cum[-1]
-        out: list[float | None] = []
-        for q in qs:
-            # The value whose weighted rank first reaches q of the total (ranks from 1).
-            i = int(np.searchsorted(cum, max(1.0, q * total), side="left"))
-            out.append(float(values[min(i, values.size - 1)]))
-        return out
+        # The value whose weighted rank first reaches q of the total (ranks from 1).
+        at = np.searchsorted(cum, np.maximum(1.0, np.asarray(qs, dtype=np.float64) * cum[-1]), side="left")
+        return [float(v) for v in values[np.minimum(at, values.size - 1)]]
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Summaries in a few flat arrays, for shipping between processes: one buffer of values
+    instead of an array per level (a partition's 500 summaries pickle as 500 buffers, each copied
+    out of the object store on arrival: 0.1 s of the driver's time at 10^7 rows)."""
+
+    values: np.ndarray
+    """Every level of every summary, in order."""
+    sizes: np.ndarray
+    """Per level (summary after summary), its number of values."""
+    flips: np.ndarray
+    """Per level, its compaction offset."""
+    levels: np.ndarray
+    """Per summary: its number of levels, n, k and exact_max."""
+
+
+def pack(summaries: Sequence[Summary]) -> Packed:
+    arrays = [a for s in summaries for a in s.levels]
+    return Packed(
+        np.concatenate(arrays) if arrays else np.empty(0),
+        np.array([a.size for a in arrays], dtype=np.int64),
+        np.array([f for s in summaries for f in s.flips], dtype=np.int8),
+        np.array([(len(s.levels), s.n, s.k, s.exact_max) for s in summaries], dtype=np.int64).reshape(-1, 4),
+    )
+
+
+def unpack(packed: Packed) -> list[Summary]:
+    """The summaries of ``packed``; their levels are views of one copy of its values (so they
+    never point into the memory ``packed`` came in, such as Ray's object store)."""
+    values = np.array(packed.values, copy=True)
+    ends = np.cumsum(packed.sizes)
+    out, at = [], 0
+    for count, n, k, exact_max in packed.levels.tolist():
+        levels = [values[ends[i] - packed.sizes[i] : ends[i]] for i in range(at, at + count)]
+        flips = [int(f) for f in packed.flips[at : at + count]]
+        out.append(Summary(k, exact_max, levels, flips, n))
+        at += count
+    return out
 
 
 def _sorted(values: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
 from pipelines.audit.current import COLUMNS as DECISION_COLUMNS
 from pipelines.audit.current import scan_decisions, unit_hash, with_strata
 from pipelines.audit.packs import counts_only, load_packs
-from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold, merge_runs, sort_cells
+from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold, merge_runs
 from pipelines.audit.review import labelled_units
 from pipelines.audit.sor import concat_parts, restrictive_rows, write_jsonl
 from pipelines.audit.versions import Pinned, pin_tables
@@ -240,8 +240,8 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         combine=fold, root=functools.partial(fold, merge=False),
     )  # fmt: skip
     clock.lap("current_decisions")
-    # Unsorted for now: the estimators' inputs are sums over cells (integers: the same in any
-    # order), and sorting first would delay them.
+    # In no particular order: every figure drawn from the cells is a sum of integer counts or a
+    # sorted set (the same in any order), and sorting 10^5 cells costs 0.07 s.
     cells = final_cells(merged, ordered=False)
     unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
     labelled = (
@@ -262,7 +262,6 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     language_estimates = estimate_tasks.start(
         language_pop, language_units, LANGUAGE_KEYS, draws=config.draws, seed=config.seed, on_ray=on_ray
     )
-    cells = sort_cells(cells)
     merge_runs(merged)
     agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema), cells=cells)
     clock.lap("aggregate")
