@@ -194,3 +194,74 @@ def test_bucket_with_superseded_rows_marked_equals_them_dropped(
     for a, b in zip(marked[2:], dropped[2:], strict=True):
         assert a.columns == b.columns and a.equals(b)  # type: ignore[attr-defined]
     assert marked[3].height > 0 and marked[4].height > 0  # type: ignore[attr-defined]
+
+
+def test_a_partial_ships_and_arrives_whole() -> None:
+    """A partition's partial pickled (as Ray ships it, summaries packed) and unpickled equals the
+    original: summaries, cells, items and labelled rows."""
+    import pickle
+
+    from pipelines.audit.partial import BucketArgs, audit_bucket
+
+    rows = _decisions(n_items=400, seed=3)
+    args = BucketArgs(
+        before=T0 + timedelta(days=10), start=None, dims=("policy_id",), groups=("EU", "EEA", "GLOBAL"),
+        unit_ids=pl.Series("__i", [], dtype=pl.UInt64), letter_ids=pl.Series("content_id", [], dtype=pl.String),
+    )  # fmt: skip
+    p = audit_bucket(rows, args)
+    back = pickle.loads(pickle.dumps(p, protocol=5))
+    assert list(back.summaries) == list(p.summaries) and p.summaries
+    for key, (s, h) in p.summaries.items():
+        s2, h2 = back.summaries[key]
+        assert s.quantiles([0.1, 0.5, 0.99]) == s2.quantiles([0.1, 0.5, 0.99]) and s.n == s2.n
+        assert h.quantiles([0.5, 0.9]) == h2.quantiles([0.5, 0.9]) and h.n == h2.n
+    assert back.cells[0].equals(p.cells[0]) and back.items[0].equals(p.items[0]) and back.rows == p.rows
+
+
+def test_distinct_items_per_group_count_an_item_once_whatever_its_markets() -> None:
+    """Distinct items per policy × group from the per-market item lists equal a plain count of
+    distinct (item, policy) per group, with items shown in several markets of one or more groups."""
+    from pipelines import markets as mk
+    from pipelines.audit.partial import _distinct_items
+
+    rng = np.random.default_rng(int(np.random.SeedSequence().entropy % 2**32))
+    markets = list(mk.ALL_MARKETS)
+    rows = []
+    for item in range(3000):
+        for policy in ("hate", "scams"):
+            for market in rng.choice(markets, size=int(rng.integers(1, 4)), replace=False):
+                rows.append((f"c{item}", str(market), policy))
+    frame = pl.DataFrame(rows, schema=["content_id", "market", "policy_id"], orient="row").with_columns(
+        pl.col("content_id").hash(seed=11).alias("__c")
+    )
+    lists = frame.group_by("market", "policy_id").agg(pl.col("__c"))
+    keys = lists.select("market", "policy_id").rows()
+    groups = tuple(mk.GROUPS)
+    got = _distinct_items(keys, lists["__c"], {"policy_id": pl.String()}, groups)
+    mapping = pl.DataFrame([(m, g) for g in groups for m in mk.GROUPS[g]], schema=["market", "region"], orient="row")
+    want = frame.join(mapping, on="market").group_by("policy_id", "region").agg(pl.col("content_id").n_unique())
+    want = want.rename({"content_id": "items"}).with_columns(pl.col("items").cast(pl.Int64))
+    assert got.sort("policy_id", "region").equals(want.sort("policy_id", "region").select(got.columns))
+
+
+def test_region_group_codes_from_hashes_match_the_group_of_each_region() -> None:
+    """The hashed lookup gives every market, an unknown region and a missing one the group the
+    market lists say (EU, EEA outside the EU, anything else)."""
+    from pipelines import markets as mk
+    from pipelines.audit.strata import REGION_GROUPS, region_group_code
+
+    regions = [*mk.ALL_MARKETS, "XX", "", "eu", None]
+    got = pl.DataFrame({"region": regions}, schema={"region": pl.String}).select(region_group_code(pl.col("region")))
+    want = ["EU" if r in mk.EU else "EEA_NON_EU" if r in mk.EEA else "OTHER" for r in regions]
+    assert [REGION_GROUPS[c] for c in got.to_series().to_list()] == want
+
+
+def test_the_period_filter_is_skipped_only_when_the_log_proves_every_row_in_it() -> None:
+    """Files whose largest decided_at (log statistics, kept to the millisecond) falls before the
+    period's end by more than a millisecond need no filter; an unknown maximum keeps it."""
+    from pipelines.audit.run import _all_before
+
+    end = T0 + timedelta(days=1)
+    assert _all_before((T0, end - timedelta(milliseconds=2)), end)
+    assert not _all_before((T0, end - timedelta(microseconds=500)), end)  # within the log's rounding
+    assert not _all_before((T0, end), end) and not _all_before((T0, None), end) and not _all_before((), end)

@@ -99,3 +99,30 @@ def test_float32_values_stay_float32_and_give_the_float64_answers() -> None:
         if narrow.exact:
             want = pl.Series(v32.astype(np.float64))
             assert narrow.quantiles(QS) == [want.quantile(q, interpolation="linear") for q in QS]
+
+
+def test_packed_summaries_unpack_to_the_same_answers_in_memory_of_their_own() -> None:
+    """What a partition ships (quantiles.pack) unpacks to summaries with the same levels, flips
+    and answers, whose levels share no memory with what was shipped: exact and compacted
+    summaries, float32 and float64 values, empty ones."""
+    from pipelines.audit.quantiles import pack, unpack
+
+    seed = int(np.random.SeedSequence().entropy % 2**32)  # fresh inputs each run; the seed is in failures
+    rng = np.random.default_rng(seed)
+    summaries = [
+        Summary().add(rng.random(int(rng.integers(1, 5000))).astype(np.float32)),
+        Summary().add(rng.random(100_001).astype(np.float32)),  # compacted: several levels
+        Summary(),
+        Summary().add(rng.random(3).astype(np.float32)),
+    ]
+    hours = [Summary().add(rng.exponential(30.0, n)) for n in (1, 70_000, 5)]
+    for group in (summaries, hours, []):
+        packed = pack(group)
+        back = unpack(packed)
+        assert len(back) == len(group), seed
+        for a, b in zip(group, back, strict=True):
+            assert (a.n, a.k, a.exact_max, a.flips) == (b.n, b.k, b.exact_max, b.flips)
+            assert [x.dtype for x in a.levels] == [y.dtype for y in b.levels]
+            assert all(np.array_equal(x, y) for x, y in zip(a.levels, b.levels, strict=True))
+            assert not any(np.shares_memory(y, packed.values) for y in b.levels)
+            assert a.quantiles(QS) == b.quantiles(QS), seed

@@ -128,3 +128,16 @@ def test_cuts_sit_at_the_nearest_file_boundary() -> None:
     share = sum(f.rows for (f,) in files) / 26
     assert max(plan.rows) <= 2000 < share + 1000  # within half a file of the share, either way
     assert plan.rows[0] == 1505  # the re-decided file and the first one, not a third file too
+
+
+def test_a_file_inside_its_range_is_read_without_the_filter() -> None:
+    """Only files whose statistics put every row inside the range skip its filter (a filter splits
+    the columns it reads into many chunks); a file across a cut, one with null ids beyond range
+    0, or one without statistics keeps it."""
+    plan = plan_ranges([[_f("a", "b"), _f("c", "d"), _f("e", "f"), _f("g", "h")]], 2)
+    assert plan is not None and plan.cuts == ("e",)
+    assert plan.holds(0, FileRange("a", "d", 10)) and plan.holds(1, FileRange("e", "h", 10))
+    assert not plan.holds(0, FileRange("a", "e", 10)) and not plan.holds(1, FileRange("d", "f", 10))
+    assert plan.holds(0, FileRange("a", "b", 10, has_null_ids=True))
+    assert not plan.holds(1, FileRange("f", "g", 10, has_null_ids=True))
+    assert not plan.holds(0, FileRange(None, None, 10))
