@@ -356,16 +356,20 @@ def _tree_on_ray(
     import ray
 
     merge = ray.remote(max_retries=3)(_merge)
-    level = refs
+    level = list(refs)
+    refs.clear()  # the caller's list: each partial is then held only until its merge task ends
     while len(level) > FAN_IN:
         groups = [level[i : i + FAN_IN] for i in range(0, len(level), FAN_IN)]
+        del level
         merged: list[Any] = [None] * len(groups)
         done: set[Any] = set()
         while any(m is None for m in merged):
             for i, group in enumerate(groups):
-                if merged[i] is None and all(r in done for r in group):
+                if merged[i] is None and group and all(r in done for r in group):
                     merged[i] = merge.remote(combine, group)
-            running = [r for i, group in enumerate(groups) if merged[i] is None for r in group if r not in done]
+                    done.difference_update(group)
+                    groups[i] = []  # held by the merge task now: freed from the object store after it
+            running = [r for group in groups for r in group if r not in done]
             if running:  # wait for one more input (not fetched here: the merge task reads it)
                 ready, _ = ray.wait(running, num_returns=1, fetch_local=False)
                 done.update(ready)
@@ -417,12 +421,21 @@ def _by_range(
     connect(None)
     task = ray.remote(max_retries=3)(_range_task)
     ref_specs, ref_plan, ref_args = ray.put(specs), ray.put(plan), ray.put(args)
-    # Largest ranges first, so that the small ones fill the cores at the end instead of one big
-    # range running alone (ranges are cut at row groups: their sizes can differ twofold).
     refs: list[Any] = [None] * plan.n
-    for r in sorted(range(plan.n), key=lambda r: -plan.rows[r] if plan.rows else 0):
+    for r in submission_order(plan.rows or (0,) * plan.n):
         refs[r] = task.remote(ref_specs, ref_plan, r, fn, ref_args, pass_bucket)
     return refs
+
+
+def submission_order(rows: Sequence[int]) -> list[int]:
+    """The order to submit the partitions in: group after group of FAN_IN in partition order
+    (the merge tree's groups: a group's merge task can run, and its partials leave the object
+    store, while later groups are computed; in any other order every group waits for the end
+    and the object store holds most partials), largest first within each group (so that the
+    small ones fill the cores at the end instead of one big range running alone: ranges are cut
+    at file or row-group boundaries, and their sizes can differ twofold)."""
+    groups = [range(lo, min(lo + FAN_IN, len(rows))) for lo in range(0, len(rows), FAN_IN)]
+    return [r for group in groups for r in sorted(group, key=lambda r: -rows[r])]
 
 
 def _on_ray(

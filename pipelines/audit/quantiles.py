@@ -108,7 +108,9 @@ class Summary:
                 keep, rest = (arr[:-1], arr[-1:]) if odd else (arr, arr[:0])
                 up = keep[self.flips[h] :: 2]
                 self.flips[h] ^= 1
-                self.levels[h] = rest
+                # A copy: a view would keep the whole level's array alive (up to 0.5 MB per
+                # summary: 170 MB over the 500 summaries merged at 10^7 rows).
+                self.levels[h] = rest.copy()
                 self._put(h + 1, up)
             h += 1
 

@@ -265,3 +265,17 @@ def test_the_period_filter_is_skipped_only_when_the_log_proves_every_row_in_it()
     assert _all_before((T0, end - timedelta(milliseconds=2)), end)
     assert not _all_before((T0, end - timedelta(microseconds=500)), end)  # within the log's rounding
     assert not _all_before((T0, end), end) and not _all_before((T0, None), end) and not _all_before((), end)
+
+
+def test_partitions_are_submitted_group_by_group_largest_first_within_each() -> None:
+    """Ray gets the partitions group after group of the merge tree (each group's merge can run and
+    free its partials while later groups are computed), the largest first within a group."""
+    from pipelines.audit.buckets import FAN_IN, submission_order
+
+    rows = [5, 9, 1, 9, 3, 7, 2, 8, 6, 4, 10, 1]
+    order = submission_order(rows)
+    assert sorted(order) == list(range(len(rows)))
+    assert set(order[:FAN_IN]) == set(range(FAN_IN)) and set(order[FAN_IN:]) == set(range(FAN_IN, len(rows)))
+    for lo in range(0, len(rows), FAN_IN):
+        sizes = [rows[r] for r in order[lo : lo + FAN_IN]]
+        assert sizes == sorted(sizes, reverse=True)

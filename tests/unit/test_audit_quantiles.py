@@ -126,3 +126,14 @@ def test_packed_summaries_unpack_to_the_same_answers_in_memory_of_their_own() ->
             assert all(np.array_equal(x, y) for x, y in zip(a.levels, b.levels, strict=True))
             assert not any(np.shares_memory(y, packed.values) for y in b.levels)
             assert a.quantiles(QS) == b.quantiles(QS), seed
+
+
+def test_a_merged_summary_keeps_no_view_of_the_arrays_it_was_merged_from() -> None:
+    """Each level of a compacted summary owns its values: a view would keep the whole merged run
+    alive (half a megabyte per summary, 170 MB over an audit's 500 at 10^7 rows)."""
+    rng = np.random.default_rng(int(np.random.SeedSequence().entropy % 2**32))
+    parts = [Summary().add(rng.random(7001)) for _ in range(6)]
+    merged = Summary.merged(parts)
+    assert not merged.exact
+    for level in merged.levels:
+        assert level.base is None or level.base.size == level.size
