@@ -179,6 +179,9 @@ def rescore(tmp: Path, rows: int) -> dict[str, float]:
     from pipelines.model import StarterModel
     from pipelines.model.interface import INPUT_COLUMNS
 
+    # A scratch lake, made again on every run: with --keep, a second run found the first run's
+    # backlog there and stopped (generate refuses to write over a table).
+    shutil.rmtree(tmp / "rescore", ignore_errors=True)
     lake = open_lake(str(tmp / "rescore"))
     generate_backlog(lake, GenerateConfig(rows=rows, seed=1))
     df = pl.read_delta(lake.path("backlog"))
@@ -205,7 +208,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=1_428_572, help="items of the main lake (x7 decision rows)")
     ap.add_argument("--big-items", type=int, default=7_142_858, help="items of the memory-scaling lake (0: skip)")
     ap.add_argument("--rescore-rows", type=int, default=1000, help="rows the starter model re-scores")
-    ap.add_argument("--keep", help="build the lakes here and keep them")
+    ap.add_argument("--keep", help="build the lakes here and keep them (each sweep runs on a copy)")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--build-into", help=argparse.SUPPRESS)
     ap.add_argument("--floor-only", help=argparse.SUPPRESS)
@@ -232,7 +235,16 @@ def main() -> None:
                 continue
             built = _child("--build-into", str(tmp / f"lake-{n}"), "--items", str(n))
             print(f"[bench-sweep] built {n:,} items: {built}", file=sys.stderr, flush=True)
-            got = _child("--measure", str(tmp / f"lake-{n}"))
+            # The sweep writes into the lake it re-decides: it runs on a copy, so that a lake kept
+            # with --keep is the same on the next run (a swept lake has nothing left to re-decide,
+            # and a second run measured a sweep that wrote nothing).
+            work = tmp / f"lake-{n}.swept"
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(tmp / f"lake-{n}", work)
+            try:
+                got = _child("--measure", str(work))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
             print(f"[bench-sweep] sweep of {n:,} items: {got}", file=sys.stderr, flush=True)
             peaks[str(n * POLICIES_PER_ITEM)] = {
                 "driver": float(got["driver_peak_rss_mib"]),  # type: ignore[arg-type]
