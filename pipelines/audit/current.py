@@ -101,23 +101,29 @@ def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None, mark:
         # frame is filtered once instead of being split and concatenated.
         many = rows["__k"].is_in(repeated.implode())
         rows = rows.with_row_index("__row")
-        multi = rows.filter(many)
-        multi = (
-            multi.with_columns(rank_for(multi).alias(RANK))
-            .select(*KEY, *_ORDER, "action", "__i", "__row", "__k")
-            # By key hash first: a key's rows are then adjacent and in ORDER, cheaper to sort and
-            # to group (the group-by is still on the key's columns: a hash collision merges nothing).
-            .sort("__k", *_ORDER)
-            .group_by(*KEY, maintain_order=True)
-            .agg(pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg"))
-        )
-        changed_units = multi.filter(pl.col("__chg"))["__i"].unique()
-        keep = ~many | rows["__row"].is_in(multi["__row"].implode())
+        winners, changed_units = _resolve(rows.filter(many))
+        keep = ~many | rows["__row"].is_in(winners.implode())
         changed = pl.col("__i").is_in(changed_units.implode()) if changed_units.len() else pl.lit(False)
         if mark:
             return rows.with_columns(changed.alias("changed"), band, keep.alias("__live")).drop("__row", "__k")
         # One fused pass over the wide frame: filter, flags and band together.
         return rows.filter(keep).with_columns(changed.alias("changed"), band).drop("__row", "__k")
+
+
+def _resolve(multi: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """From the rows of repeated keys (the key, source, action, the ORDER columns, ``__i``, the
+    row number ``__row`` and the key hash ``__k``): each key's current row (its ``__row``) and the
+    review units (``__i``) whose action differs between their rows."""
+    won = (
+        multi.with_columns(rank_for(multi).alias(RANK))
+        .select(*KEY, *_ORDER, "action", "__i", "__row", "__k")
+        # By key hash first: a key's rows are then adjacent and in ORDER, cheaper to sort and
+        # to group (the group-by is still on the key's columns: a hash collision merges nothing).
+        .sort("__k", *_ORDER)
+        .group_by(*KEY, maintain_order=True)
+        .agg(pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg"))
+    )
+    return won["__row"], won.filter(pl.col("__chg"))["__i"].unique()
 
 
 MARKS: tuple[str, ...] = ("__c", "__i", "__mp", "changed", "__band")
@@ -157,21 +163,13 @@ def current_marks(rows: pl.DataFrame, *, mark: bool = True) -> tuple[pl.DataFram
     # Only the rows of repeated keys are gathered and sorted (as in current_decisions).
     many = key.is_in(repeated.implode())
     at = many.arg_true()
-    multi = (
+    winners, changed_units = _resolve(
         rows.select(*KEY, "source", "action", *CURRENT_ORDER)
         .gather(at)
         .with_columns(marks["__i"].gather(at), key.gather(at), at.alias("__row"))
     )
-    multi = (
-        multi.with_columns(rank_for(multi).alias(RANK))
-        .select(*KEY, *_ORDER, "action", "__i", "__row", "__k")
-        .sort("__k", *_ORDER)
-        .group_by(*KEY, maintain_order=True)
-        .agg(pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg"))
-    )
-    changed_units = multi.filter(pl.col("__chg"))["__i"].unique()
     live = ~many.to_numpy()
-    live[multi["__row"].to_numpy()] = True
+    live[winners.to_numpy()] = True
     changed = marks["__i"].is_in(changed_units.implode()) if changed_units.len() else pl.lit(False)
     marks = marks.with_columns(changed.alias("changed"), pl.Series("__live", live)).select(*MARKS, "__live")
     if mark:
