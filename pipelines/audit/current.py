@@ -52,62 +52,25 @@ def unit_hash(content_id: pl.Expr, policy_id: pl.Expr) -> pl.Expr:
     return content_id.hash(seed=_ITEM_SEED) ^ policy_id.hash(seed=_POLICY_SEED)
 
 
-def _hash_key(frame: _F) -> _F:
-    """Add 64-bit hashes: __c names the item, __i the (item, policy) review unit, __k the decision
-    key, __mp the (market, policy) pair (reused by the partitions' group keys: each string column
-    is hashed once).
-
-    XOR of per-column hashes is cheap; a collision only sends rows down the exact path.
-    """
-    # unit_hash's seeds: __c ^ __p is the unit's hash.
-    frame = frame.with_columns(
-        pl.col("content_id").hash(seed=_ITEM_SEED).alias("__c"),
-        pl.col("policy_id").hash(seed=_POLICY_SEED).alias("__p"),
-    )
-    frame = frame.with_columns(
-        (pl.col("__c") ^ pl.col("__p")).alias("__i"), (pl.col("__p") ^ pl.col("market").hash(seed=17)).alias("__mp")
-    )
-    return frame.with_columns((pl.col("__c") ^ pl.col("__mp")).alias("__k")).drop("__p")
-
-
-def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None, mark: bool = False) -> pl.DataFrame:
+def current_decisions(decisions: pl.LazyFrame, *, before: datetime | None) -> pl.DataFrame:
     """Current decision per key among rows decided before ``before`` (None: every row), in memory.
 
-    One scan of the (narrow) columns; repeated keys are found by sorting the 64-bit key
-    hashes, so most keys, which have a single row, pass straight through and only repeated
-    ones are sorted and reduced. Adds ``changed`` (bool): the item's decision under this
-    policy took more than one action over its history in any market (a sweep or a new model
-    changed it), ``__band`` (the band code, hash matches apart, :func:`pipelines.audit.strata.band_code`),
-    and the hashes ``__c`` (item), ``__i`` (item × policy) and ``__mp`` (market × policy) that counts and joins use
-    instead of strings. Stratum labels (:func:`with_strata`) are added to small frames only:
-    on 10 million rows they cost more than the whole aggregation.
-
-    ``mark``: keep the superseded rows of repeated keys too, with ``__live`` False (the column is
-    there only when some key repeats): dropping a few rows copies every column of the frame
-    (measured: 0.1-0.17 s and 680 MB of fresh pages on a 2 M-row range with 100 k repeated
-    keys), while callers that group anyway can leave them out of their groups for free.
+    One scan of the (narrow) columns, then :func:`current_marks` without the superseded rows:
+    repeated keys are found by sorting the 64-bit key hashes, so most keys, which have a single
+    row, pass straight through and only repeated ones are sorted and reduced. Adds (the columns
+    :data:`MARKS`) ``changed`` (bool): the item's decision under this policy took more than one
+    action over its history in any market (a sweep or a new model changed it), ``__band`` (the
+    band code, hash matches apart, :func:`pipelines.audit.strata.band_code`), and the hashes
+    ``__c`` (item), ``__i`` (item × policy) and ``__mp`` (market × policy) that counts and joins
+    use instead of strings. Stratum labels (:func:`with_strata`) are added to small frames
+    only: on 10 million rows they cost more than the whole aggregation.
     """
     # before=None: the caller's rows are already those decided in the period (no copying filter).
     scan = decisions if before is None else decisions.filter(pl.col("decided_at") < before)
-    # Eager from here, on one chunk per column: a lazy collect returns many small chunks, on
-    # which the hashes, filters and group-bys below run several times slower.
-    rows = _hash_key(scan.collect().rechunk())
-    repeated = repeated_values(rows["__k"])
-    band = band_code(pl.col("score"), pl.col("source")).alias("__band")
-    if repeated.len() == 0:
-        return rows.with_columns(pl.lit(False).alias("changed"), band).drop("__k")
-    else:
-        # Only the repeated keys are sorted; the winners are named by row number, so the big
-        # frame is filtered once instead of being split and concatenated.
-        many = rows["__k"].is_in(repeated.implode())
-        rows = rows.with_row_index("__row")
-        winners, changed_units = _resolve(rows.filter(many))
-        keep = ~many | rows["__row"].is_in(winners.implode())
-        changed = pl.col("__i").is_in(changed_units.implode()) if changed_units.len() else pl.lit(False)
-        if mark:
-            return rows.with_columns(changed.alias("changed"), band, keep.alias("__live")).drop("__row", "__k")
-        # One fused pass over the wide frame: filter, flags and band together.
-        return rows.filter(keep).with_columns(changed.alias("changed"), band).drop("__row", "__k")
+    # One chunk per column: a lazy collect returns many small chunks, on which the filter that
+    # drops the superseded rows would re-align every column first.
+    rows, marks = current_marks(scan.collect().rechunk(), mark=False)
+    return pl.concat([rows, marks], how="horizontal")
 
 
 def _resolve(multi: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
@@ -131,11 +94,11 @@ MARKS: tuple[str, ...] = ("__c", "__i", "__mp", "changed", "__band")
 
 
 def current_marks(rows: pl.DataFrame, *, mark: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(rows, marks)``: the current decision per key of ``rows`` (all decided in the period), in
-    the fast form :func:`current_decisions` gives with ``mark=True``, for frames of millions of rows.
+    """``(rows, marks)``: the current decision per key of ``rows`` (all decided in the period), for
+    frames of millions of rows: the superseded rows of repeated keys stay, marked.
 
     ``marks`` holds the narrow per-row columns, row-aligned with ``rows`` and in one chunk:
-    :data:`MARKS` (as :func:`current_decisions` adds them) and, only when some key repeats,
+    :data:`MARKS` and, only when some key repeats,
     ``__live`` (False on superseded rows). ``rows`` comes back as given: a frame read from several
     files or row groups has one chunk per piece, and re-chunking its dozen string columns copies 16
     bytes per value and column (measured 0.1-0.13 s on 2 M rows, as much as the read). The
@@ -152,7 +115,7 @@ def current_marks(rows: pl.DataFrame, *, mark: bool = True) -> tuple[pl.DataFram
         pl.col("market").hash(seed=17).alias("__m"),
         band_code(pl.col("score"), pl.col("source")).alias("__band"),
     ).rechunk()
-    # The hashes of current_decisions (_hash_key): __c ^ __p is the unit, __p ^ market the pair.
+    # unit_hash's seeds: __c ^ __p is the review unit, __p ^ market the (market, policy) pair.
     marks = raw.select(
         "__c", (pl.col("__c") ^ pl.col("__p")).alias("__i"), (pl.col("__p") ^ pl.col("__m")).alias("__mp"), "__band"
     )
@@ -160,7 +123,7 @@ def current_marks(rows: pl.DataFrame, *, mark: bool = True) -> tuple[pl.DataFram
     repeated = repeated_values(key)
     if repeated.len() == 0:
         return rows, marks.with_columns(pl.lit(False).alias("changed")).select(MARKS)
-    # Only the rows of repeated keys are gathered and sorted (as in current_decisions).
+    # Only the rows of repeated keys are gathered and sorted; the winners are named by row number.
     many = key.is_in(repeated.implode())
     at = many.arg_true()
     winners, changed_units = _resolve(

@@ -259,12 +259,7 @@ def final_cells(p: Partial, *, ordered: bool = True) -> pl.DataFrame:
     if not p.cells:
         return pl.DataFrame()
     frame = (_sum_cells(p.cells) if len(p.cells) > 1 else p.cells[0]).drop("__g")
-    return sort_cells(frame) if ordered else frame
-
-
-def sort_cells(cells: pl.DataFrame) -> pl.DataFrame:
-    """``cells`` sorted by every key: the order of :func:`final_cells`."""
-    return cells.sort([c for c in cells.columns if c != "n"], nulls_last=True)
+    return frame.sort([c for c in frame.columns if c != "n"], nulls_last=True) if ordered else frame
 
 
 def _q_row(s: Summary, h: Summary) -> dict[str, float | None]:
