@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
-from pipelines.audit.estimators import NONE, Cells, Estimate, estimate, rng_for
+from pipelines.audit.estimators import NONE, Cells, Draws, Estimate, draw, rng_for, summarize
 from pipelines.audit.strata import HASH_BAND
 
 CELL: tuple[str, ...] = ("region_group", "score_band", "changed", "flagged")
@@ -112,7 +112,7 @@ def estimate_domains(
     lengths = bounds["__len"].to_numpy()
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
 
-    def domain(i: int, key: tuple[object, ...]) -> dict[str, object]:
+    def domain(i: int, key: tuple[object, ...]) -> dict[str, Draws | None]:
         start = int(starts[i])
         sl = slice(start, start + int(lengths[i]))
         cells = Cells(
@@ -122,18 +122,24 @@ def estimate_domains(
         )  # fmt: skip
         # Each domain draws from its own generator (seeded by its name): the order in which
         # domains are computed, or the thread, never changes a value.
-        result = estimate(cells, draws=draws, rng=rng_for(seed, "|".join(str(v) for v in key)))
+        drawn = draw(cells, draws=draws, rng=rng_for(seed, "|".join(str(v) for v in key)))
         if np.all(matched[sl] | ~populated[sl]):
-            result["recall"] = NONE  # decided by banks alone: what the lists miss is never decided
-        row: dict[str, object] = dict(zip(keys, key, strict=True))
-        for metric in METRICS:
-            row.update(_columns(metric, result[metric]))
-        return row
+            drawn["recall"] = None  # decided by banks alone: what the lists miss is never decided
+        return drawn
 
     domains = list(enumerate(bounds.drop("__len").iter_rows()))
-    # numpy's draws and quantiles release the GIL: one thread per core.
+    # numpy's draws release the GIL: one thread per core.
     with ThreadPoolExecutor(max_workers=min(len(domains), threads or os.cpu_count() or 1) or 1) as pool:
-        rows = list(pool.map(lambda d: domain(*d), domains))
+        drawn = list(pool.map(lambda d: domain(*d), domains))
+    # Every domain's medians and interval ends at once (estimators.summarize).
+    done = iter(summarize([d for per in drawn for d in per.values() if d is not None]))
+    rows = []
+    for (_, key), per in zip(domains, drawn, strict=True):
+        row: dict[str, object] = dict(zip(keys, key, strict=True))
+        for metric in METRICS:
+            d = per[metric]
+            row.update(_columns(metric, NONE if d is None else next(done)))
+        rows.append(row)
     return pl.DataFrame(rows, schema=_schema(population, keys), orient="row")
 
 

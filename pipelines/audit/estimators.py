@@ -29,6 +29,7 @@ not the truth. Raise ``--per-stratum`` where the report marks imputed cells or f
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,26 +95,62 @@ def rng_for(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest, "little")])
 
 
-def _interval(draws: np.ndarray, point: float) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Draws:
+    """One metric's posterior draws and what its :class:`Estimate` needs besides their quantiles."""
+
+    sample: np.ndarray
+    point: float
+    imputed: bool
+    n: int
+    n_eff: float | None
+
+
+def summarize(pending: Sequence[Draws]) -> list[Estimate]:
+    """The estimates of ``pending`` (draws of equal length): value, 95% interval.
+
+    The medians and interval ends of all of them come from one numpy call each (on the rows
+    without NaN; the nan-aware functions, several times slower, only where a draw is NaN): the
+    same values as one call per metric (numpy reduces each row alone), without the 10^4 calls'
+    overhead of a report's domains (measured: 0.1 s of 0.35 s of the region estimates' own time).
+    """
+    if not pending:
+        return []
     tail = (1 - LEVEL) / 2 * 100
-    # The nan-aware functions give the same values on draws without NaN, several times slower.
-    nan = bool(np.isnan(draws).any())
-    lo, hi = (np.nanpercentile if nan else np.percentile)(draws, [tail, 100 - tail])
-    # The reported value must lie inside its interval, even where the prior pulls the draws.
-    return min(float(lo), point), max(float(hi), point)
-
-
-def _finish(sample: np.ndarray, point: float, imputed: bool, n_units: int, n_eff: float | None) -> Estimate:
-    if imputed or not np.isfinite(point):
-        value = float((np.nanmedian if np.isnan(sample).any() else np.median)(sample))
-    else:
-        value = point
-    lo, hi = _interval(sample, value)
-    return Estimate(value=value, low=lo, high=hi, n=n_units, n_eff=n_eff, imputed=imputed)
+    samples = np.stack([d.sample for d in pending])
+    nan = np.isnan(samples).any(axis=1)
+    # The reported value: the weighted ratio, or the posterior median where a cell was imputed.
+    by_median = np.array([d.imputed or not np.isfinite(d.point) for d in pending])
+    values = np.array([d.point for d in pending], dtype=np.float64)
+    ends = np.empty((len(pending), 2))
+    clean = np.flatnonzero(~nan)
+    if clean.size:
+        ends[clean] = np.percentile(samples[clean], [tail, 100 - tail], axis=1).T
+        median = clean[by_median[clean]]
+        if median.size:
+            values[median] = np.median(samples[median], axis=1)
+    for i in np.flatnonzero(nan):
+        if by_median[i]:
+            values[i] = np.nanmedian(samples[i])
+        ends[i] = np.nanpercentile(samples[i], [tail, 100 - tail])
+    out = []
+    for d, value, (lo, hi) in zip(pending, values.tolist(), ends.tolist(), strict=True):
+        # The reported value must lie inside its interval, even where the prior pulls the draws.
+        out.append(Estimate(value=value, low=min(lo, value), high=max(hi, value), n=d.n, n_eff=d.n_eff,
+                            imputed=d.imputed))  # fmt: skip
+    return out
 
 
 def estimate(cells: Cells, *, draws: int, rng: np.random.Generator) -> dict[str, Estimate]:
     """Precision, recall and accuracy of one domain (keys ``precision``, ``recall``, ``accuracy``)."""
+    drawn = draw(cells, draws=draws, rng=rng)
+    done = iter(summarize([d for d in drawn.values() if d is not None]))
+    return {metric: (NONE if d is None else next(done)) for metric, d in drawn.items()}
+
+
+def draw(cells: Cells, *, draws: int, rng: np.random.Generator) -> dict[str, Draws | None]:
+    """The posterior draws of :func:`estimate` (None: the metric is not estimable), to be
+    summarized with those of other domains (:func:`summarize`)."""
     keep = cells.m > 0
     m = cells.m[keep].astype(np.float64)
     n = cells.n[keep].astype(np.float64)
@@ -121,7 +158,7 @@ def estimate(cells: Cells, *, draws: int, rng: np.random.Generator) -> dict[str,
     q = np.nan_to_num(cells.q[keep].astype(np.float64))
     ne = cells.n_eff[keep].astype(np.float64)
     f = cells.flagged[keep].astype(bool)
-    none = {"precision": NONE, "recall": NONE, "accuracy": NONE}
+    none: dict[str, Draws | None] = {"precision": None, "recall": None, "accuracy": None}
     if m.size == 0 or n.sum() == 0:
         return none
     observed = n > 0
@@ -136,13 +173,13 @@ def estimate(cells: Cells, *, draws: int, rng: np.random.Generator) -> dict[str,
     m1 = float((m * f).sum())
     if m1 > 0 and n[f].sum() > 0:
         imputed = bool(np.any(~observed & f))
-        out["precision"] = _finish(tp / m1, tp_hat / m1, imputed, int(n[f].sum()), cells.kish_flagged)
+        out["precision"] = Draws(tp / m1, tp_hat / m1, imputed, int(n[f].sum()), cells.kish_flagged)
     if x.sum() > 0:
         imputed = bool(np.any(~observed))
         point = tp_hat / (tp_hat + fn_hat) if tp_hat + fn_hat > 0 else float("nan")
-        out["recall"] = _finish(tp / (tp + fn), point, imputed, int(x.sum()), cells.kish_positive)
+        out["recall"] = Draws(tp / (tp + fn), point, imputed, int(x.sum()), cells.kish_positive)
     total = float(m.sum())
-    out["accuracy"] = _finish(
+    out["accuracy"] = Draws(
         (tp + tn) / total, (tp_hat + tn_hat) / total, bool(np.any(~observed)), int(n.sum()), cells.kish_all
     )
     return out
