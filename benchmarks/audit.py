@@ -16,8 +16,8 @@ Each lake is built, and each audit measured, in a fresh process of its own, so p
 (``VmHWM``) belongs to one phase: the build (batches of 1 M rows, bounded memory; null when
 ``--keep`` found the lake built), and the audit's driver and largest Ray worker over the report
 runs (the full run's, with statements, are reported apart). Ray is started and warm before the timings, as on a
-cluster. The same figures at ``--big-rows`` (default 5x) show whether memory grows with the
-table (target: <= 1.3x).
+cluster. The same figures at ``--big-rows`` (default 5x), from as many audits (``--repeats``),
+show whether memory grows with the table (target: <= 1.3x).
 
 Prints progress to stderr and ONE JSON line last on stdout. Usage:
     .venv/bin/python benchmarks/audit.py [--rows 10000000] [--big-rows 50000000] [--keep DIR] [--build-only]
@@ -273,7 +273,10 @@ def main() -> int:
     parser.add_argument("--keep", help="build the lakes here and keep them (DIR/lake, DIR/lake-BIG)")
     parser.add_argument("--build-only", action="store_true", help="build the lake of --rows (with --keep) and stop")
     parser.add_argument(
-        "--repeats", type=int, default=4, help="audit runs at --rows (the fastest counts; four, as many as the floor)"
+        "--repeats",
+        type=int,
+        default=4,
+        help="audit runs at each size (the fastest counts; four, as many as the floor; peaks over all)",
     )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--build-into", help=argparse.SUPPRESS)
@@ -327,7 +330,8 @@ def main() -> int:
             big_lake = root / f"lake-{args.big_rows}"
             big_built = _child("--build-into", str(big_lake), "--rows", str(args.big_rows))
             log(f"built {args.big_rows:,} (+1%) decision rows: {big_built}")
-            big = _child("--measure", str(big_lake), "--repeats", "1")
+            # As many audits as at --rows: each peak is then the largest over the same protocol.
+            big = _child("--measure", str(big_lake), "--repeats", str(args.repeats))
             log(f"audit at {args.big_rows:,}: {big}")
             peaks = result["peak_rss_mib"]
             assert isinstance(peaks, dict)
