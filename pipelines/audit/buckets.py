@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 
 from pipelines import buckets as shared
+from pipelines.audit.merge_tree import FAN_IN, fetch, tree_local, tree_on_ray
 from pipelines.audit.ranges import FileRange, RangePlan, plan_ranges, row_groups
 from pipelines.errors import BadInputError
 
@@ -248,9 +249,9 @@ def map_reduce(
 
     ``combine``: merge partials into one (associative, in the order given; it may be given an
     iterator). The partials are then merged in a tree of fan-in :data:`FAN_IN` and only the root
-    is yielded. On Ray the levels below the root are merge tasks on the cluster, and the driver
-    folds the root's (at most FAN_IN) inputs as they arrive, holding one at a time. The tree's
-    shape depends only on the partition count, so Ray and local runs merge alike.
+    is yielded (:mod:`pipelines.audit.merge_tree`). On Ray the levels below the root are folded
+    on the cluster, and the driver folds the root's (at most FAN_IN) inputs as they arrive. The
+    tree's shape depends only on the partition count, so Ray and local runs merge alike.
 
     ``root``: what folds the root's inputs, in this process (default: ``combine``).
     """
@@ -262,16 +263,20 @@ def map_reduce(
     if not use_ray:
         # In this process, one partition at a time as the caller asks for them.
         return _local(specs, plan, n, fn, args, pass_bucket, combine, root)
+
     # On Ray every task is submitted now, before the first partial is asked for: the caller
     # may do other work (start its tracking run) while they run.
-    refs = (
-        _by_range(specs, plan, fn, args, pass_bucket) if plan is not None else _on_ray(specs, fn, args, n, pass_bucket)
-    )
+    def submit() -> list[Any]:
+        if plan is not None:
+            return _by_range(specs, plan, fn, args, pass_bucket)
+        return _on_ray(specs, fn, args, n, pass_bucket)
+
+    refs = submit()
     if combine is None:
-        return _fetch(refs)
-    # Merge tasks on the cluster while more than FAN_IN partials are left; the driver folds the
-    # last ones itself, in order, as they arrive (one fewer round trip through the object store).
-    return _tree_on_ray(refs, combine, root or combine)
+        return fetch(refs)
+    # Folds on the cluster while more than FAN_IN partials are left; the driver folds the last
+    # ones itself, in order, as they arrive (one fewer round trip through the object store).
+    return tree_on_ray(refs, combine, root or combine, resubmit=submit)
 
 
 def _local(
@@ -297,109 +302,7 @@ def _local(
             )
             for b in range(n)
         )
-    yield from (parts if combine is None else [_tree_local(parts, combine, root or combine)])
-
-
-def _fetch(refs: list[Any]) -> Iterator[Any]:
-    """The results of ``refs`` in order, fetched one at a time."""
-    import ray
-
-    for i in range(len(refs)):
-        # Drop each result's reference once fetched: the object store frees it.
-        ref, refs[i] = refs[i], None
-        part = ray.get(ref)
-        del ref
-        yield part
-
-
-def _fetch_early(refs: list[Any]) -> Iterator[Any]:
-    """The results of ``refs`` in order, each fetched as soon as its task is done (``refs``: at
-    most FAN_IN, emptied as they are fetched).
-
-    A partial that finishes before an earlier one (a costly range runs first and ends last) leaves
-    the object store at once instead of waiting there for its turn, and this process unpacks it
-    while the pass still runs instead of after it (measured: the 10^7-row audit's costliest range
-    ends last, with the four partials that finished before it still to unpack).
-    """
-    import ray
-
-    held: dict[int, Any] = {}
-    for i in range(len(refs)):
-        while i not in held:
-            waiting = [r for r in refs if r is not None]
-            ray.wait(waiting, num_returns=1)
-            done, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
-            for j, ref in enumerate(refs):
-                if ref is not None and ref in done:
-                    held[j] = ray.get(ref)
-                    refs[j] = None  # the last reference: the object store frees it
-            del waiting, done
-        yield held.pop(i)
-
-
-FAN_IN = 8
-"""Partials merged per task of a ``combine`` tree: a merge task holds at most this many."""
-
-
-def _tree_local(
-    parts: Iterator[Any], combine: Callable[[Iterable[Any]], Any], root: Callable[[Iterable[Any]], Any]
-) -> Any:
-    """The tree :func:`map_reduce` builds on Ray, in this process, holding at most FAN_IN partials:
-    while more than FAN_IN are left, ``combine`` folds FAN_IN at a time; ``root`` folds the rest."""
-    level: list[Any] = []
-    buffer: list[Any] = []
-    for part in parts:
-        if len(buffer) == FAN_IN:  # another part follows: this buffer is one merge of a level
-            level.append(combine(buffer))
-            buffer = []
-        buffer.append(part)
-    if not level:
-        return root(buffer)
-    level.append(combine(buffer))
-    while len(level) > FAN_IN:
-        level = [combine(level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
-    return root(level)
-
-
-def _merge(combine: Callable[[Iterable[Any]], Any], refs: list[Any]) -> Any:
-    # The references come inside a list, so Ray does not fetch them all before the task starts:
-    # the task fetches one partial at a time, as the driver does, and holds the fold and one.
-    return combine(_fetch(list(refs)))
-
-
-def _tree_on_ray(
-    refs: list[Any], combine: Callable[[Iterable[Any]], Any], root: Callable[[Iterable[Any]], Any]
-) -> Iterator[Any]:
-    """The merge tree of :func:`map_reduce` on Ray (the shape of :func:`_tree_local`), run when the
-    caller asks for the root: a merge task is submitted once each of its FAN_IN inputs is done.
-
-    Submitted earlier, a merge task would start on a worker and wait there for the partitions
-    still running: a task blocked in ``ray.get`` frees its CPU, so Ray starts another worker
-    process for the partitions queued behind it (measured: an audit of 10 partitions then took
-    twice the CPU time of one of 6).
-    """
-    import ray
-
-    merge = ray.remote(max_retries=3)(_merge)
-    level = list(refs)
-    refs.clear()  # the caller's list: each partial is then held only until its merge task ends
-    while len(level) > FAN_IN:
-        groups = [level[i : i + FAN_IN] for i in range(0, len(level), FAN_IN)]
-        del level
-        merged: list[Any] = [None] * len(groups)
-        done: set[Any] = set()
-        while any(m is None for m in merged):
-            for i, group in enumerate(groups):
-                if merged[i] is None and group and all(r in done for r in group):
-                    merged[i] = merge.remote(combine, group)
-                    done.difference_update(group)
-                    groups[i] = []  # held by the merge task now: freed from the object store after it
-            running = [r for group in groups for r in group if r not in done]
-            if running:  # wait for one more input (not fetched here: the merge task reads it)
-                ready, _ = ray.wait(running, num_returns=1, fetch_local=False)
-                done.update(ready)
-        level = merged
-    yield root(_fetch_early(level))
+    yield from (parts if combine is None else [tree_local(parts, combine, root or combine)])
 
 
 def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]:
@@ -454,9 +357,9 @@ def _by_range(
 
 def submission_order(costs: Sequence[int]) -> list[int]:
     """The order to submit the partitions in: group after group of FAN_IN in partition order
-    (the merge tree's groups: a group's merge task can run, and its partials leave the object
-    store, while later groups are computed; in any other order every group waits for the end
-    and the object store holds most partials), costliest first within each group (so that the
+    (the merge tree's groups: a group is folded, and its fold process lets go of its partials,
+    while later groups are computed; in any other order every group waits for the end and the
+    fold process holds most partials), costliest first within each group (so that the
     cheap ones fill the cores at the end instead of one big range running alone: ranges are cut
     at file or row-group boundaries, their sizes can differ twofold, and repeated keys cost
     more: :attr:`~pipelines.audit.ranges.RangePlan.costs`)."""

@@ -231,7 +231,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         statements_dir=statements_dir if statements else None,
         packs=packs if statements and statements_dir else {},
     )
-    # Partials are merged in a tree (merge tasks on Ray, then the driver folds at most FAN_IN).
+    # Partials are merged in a tree (fold actors on Ray, then the driver folds at most FAN_IN).
     # With ``combine``, map_reduce yields one partial: the root of the tree, folded here.
     # The root leaves its quantile summaries unmerged: they are merged below, while the
     # estimators (which need only the cells and the labels) run on the cluster.

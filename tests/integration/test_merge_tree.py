@@ -8,6 +8,7 @@ worker at 0.7 s and waited there 2 s), here it may not be; the invariant is chec
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -56,3 +57,121 @@ def test_merge_tasks_start_after_their_inputs_are_done(tmp_path: Path) -> None:
     assert len(merges) == 2, merges  # ceil(10 / FAN_IN) merge tasks
     for started, inputs_done in merges:
         assert started >= inputs_done, (started, inputs_done)
+
+
+MIB = 1 << 20
+PART_MIB = 16
+
+
+def _table(tmp_path: Path, files: int, bad: int | None = None) -> object:
+    from pipelines.audit.buckets import ReadSpec, pinned_files
+
+    uri = str(tmp_path / "t")
+    for f in range(files):  # one file per partition, ids clustered by file
+        write_deltalake(
+            uri,
+            pl.DataFrame({"content_id": [f"c{f:02d}{'bad' if f == bad else ''}{i:03d}" for i in range(20)]}).to_arrow(),
+            mode="append",
+        )
+    return ReadSpec(pinned_files(uri, files - 1), {"content_id": pl.String()})
+
+
+def _heavy(rows: pl.DataFrame, bucket: int) -> dict[str, object]:
+    if bucket == 0:
+        time.sleep(5.0)  # the first partition of the first group ends last
+    elif "bad" in rows["content_id"][0]:
+        from pipelines.errors import BadInputError
+
+        raise BadInputError(f"partition {bucket}: bad rows")
+    else:
+        time.sleep(0.4)
+    # Bytes, copied out of the object store when unpickled (a numpy array would be a view of it
+    # and pin it, as long as it is held: pipelines.audit.partial copies its arrays out).
+    return {"rows": rows.height, "payload": bytes(PART_MIB * MIB)}
+
+
+def _sum(parts: Iterable[dict[str, object]]) -> dict[str, object]:
+    return {"rows": sum(int(p["rows"]) for p in parts), "payload": None}  # type: ignore[call-overload]
+
+
+def _store_mib() -> float:
+    from ray._private.internal_api import memory_summary
+
+    text = memory_summary(stats_only=True)
+    for line in text.splitlines():  # "Plasma memory usage 48 MiB, 3 objects, ..."
+        if "Plasma memory usage" in line:
+            return float(line.split("usage")[1].split("MiB")[0])
+    raise AssertionError(text)
+
+
+def test_partials_leave_the_object_store_as_soon_as_they_are_done(tmp_path: Path) -> None:
+    """A group's partials are handed to its fold process one by one as they finish: the object
+    store never holds the group's finished partials while its slowest partition still runs
+    (merge tasks given the group's references pinned all of them until the merge ended)."""
+    import threading
+
+    from pipelines.audit.buckets import map_reduce
+
+    spec = _table(tmp_path, 12)
+    peak, stop = [0.0], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _store_mib())
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        (out,) = map_reduce(spec, _heavy, use_ray=True, buckets=12, pass_bucket=True, combine=_sum)
+    finally:
+        stop.set()
+        watcher.join()
+    assert out["rows"] == 12 * 20
+    # The other 11 partitions finish while partition 0 sleeps: held until their group's merge,
+    # seven (group 0's) would stay in the store. The store frees objects about once a second
+    # (Ray's free_objects_period_milliseconds): up to three partials finish in that time.
+    assert peak[0] <= 4 * PART_MIB, peak[0]
+
+
+def test_a_dead_fold_process_makes_the_tree_start_over_on_merge_tasks(tmp_path: Path) -> None:
+    """Ray does not rebuild an actor's state: when a fold process dies, the partitions run again
+    and merge tasks fold them. The result is the same."""
+    import signal
+    import threading
+
+    from pipelines.audit.buckets import map_reduce
+
+    spec = _table(tmp_path, 12)
+    killed: list[int] = []
+
+    def kill_fold_process() -> None:
+        deadline = time.time() + 10
+        while time.time() < deadline and not killed:
+            for pid in os.listdir("/proc"):
+                try:
+                    if pid.isdigit() and b"GroupFold" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        time.sleep(0.5)  # once it holds some partials
+                        os.kill(int(pid), signal.SIGKILL)
+                        killed.append(int(pid))
+                        return
+                except OSError:
+                    continue
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_fold_process, daemon=True)
+    killer.start()
+    (out,) = map_reduce(spec, _heavy, use_ray=True, buckets=12, pass_bucket=True, combine=_sum)
+    killer.join()
+    assert killed, "no fold process was found"
+    assert out["rows"] == 12 * 20
+
+
+def test_a_failed_partition_raises_its_own_error_through_the_folds(tmp_path: Path) -> None:
+    """A partition's error (bad input) reaches the caller with its type, not as a fold failure."""
+    from pipelines.audit.buckets import map_reduce
+    from pipelines.errors import BadInputError
+
+    spec = _table(tmp_path, 12, bad=5)
+    with pytest.raises(BadInputError, match="partition 5: bad rows"):
+        list(map_reduce(spec, _heavy, use_ray=True, buckets=12, pass_bucket=True, combine=_sum))

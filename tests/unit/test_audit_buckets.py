@@ -118,7 +118,7 @@ def test_folding_many_bucket_partials_equals_one_bucket() -> None:
 def test_local_merge_tree_has_the_shape_of_the_ray_tree(n: int) -> None:
     """In this process the partials are merged in the tree that map_reduce builds on Ray (merge
     tasks of FAN_IN while more than FAN_IN are left, then the root), holding at most FAN_IN."""
-    from pipelines.audit.buckets import FAN_IN, _tree_local
+    from pipelines.audit.merge_tree import FAN_IN, level_sizes, tree_local
 
     def combine(parts: Iterable[object]) -> object:
         return ("c", *parts)
@@ -129,7 +129,8 @@ def test_local_merge_tree_has_the_shape_of_the_ray_tree(n: int) -> None:
     level: list[object] = list(range(n))
     while len(level) > FAN_IN:  # what map_reduce does with Ray tasks
         level = [combine(level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
-    assert _tree_local(iter(range(n)), combine, root) == root(level)
+    assert tree_local(iter(range(n)), combine, root) == root(level)
+    assert level_sizes(n)[-1] == len(level)
 
 
 def _chunked(rows: pl.DataFrame, layout: str) -> pl.DataFrame:
