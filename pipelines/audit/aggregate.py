@@ -87,9 +87,13 @@ def cells_of(
     )
     if live is not None:
         groups = groups.filter(pl.col("__g").is_not_null())
+    # Each cell named by its first row: the keys gathered from the rows (strings) or the codes,
+    # in row order and from one frame (gathering at scattered positions across the chunks of a
+    # frame read from several files cost twice as much: 0.043 against 0.020 s per 2 M rows).
+    groups = groups.sort("__row")
     at = groups["__row"]
-    # Each cell named by its first row: the keys gathered from the rows (strings) or the codes.
-    columns = [(codes[c] if c in coded else rows[c]).gather(at) for c in keys]
+    named = rows.select([c for c in keys if c not in coded]).gather(at)
+    columns = [(codes[c].gather(at) if c in coded else named[c]) for c in keys]
     counted = pl.DataFrame([groups["__g"], *columns, groups["n"].cast(pl.Int64)])
     # Columns: __g (the cell's key, for summing partials), the labelled keys (region_group where
     # __rg was), n, score_band.

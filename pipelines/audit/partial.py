@@ -14,6 +14,7 @@ group are exact. A bucket returns:
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,17 +66,35 @@ class Partial:
     """Per key, the summaries still to merge into ``summaries`` (:func:`fold` with ``merge=False``)."""
 
     def __getstate__(self) -> dict[str, object]:
-        # Shipped (from a Ray task) with its summaries packed: see quantiles.Packed.
+        # Shipped (from a Ray task) with its summaries packed (see quantiles.Packed) and its
+        # frames as Arrow IPC streams.
         state = dict(self.__dict__)
         pairs = list(self.summaries.values())
         state["summaries"] = (list(self.summaries), pack([s for s, _ in pairs]), pack([h for _, h in pairs]))
+        for name in _FRAMES:
+            state[name] = [_ipc(f) for f in state[name]]  # type: ignore[attr-defined]
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         packed: tuple[list[QKey], Packed, Packed] = state["summaries"]  # type: ignore[assignment]
         keys, scores, hours = packed
         state["summaries"] = dict(zip(keys, zip(unpack(scores), unpack(hours), strict=True), strict=True))
+        for name in _FRAMES:
+            state[name] = [pl.read_ipc(b) for b in state[name]]  # type: ignore[attr-defined]
         self.__dict__.update(state)
+
+
+_FRAMES = ("cells", "items", "labelled", "sor_rows", "decided_letters")
+"""The fields of :class:`Partial` that hold lists of frames."""
+
+
+def _ipc(frame: pl.DataFrame) -> bytes:
+    """``frame`` as an Arrow IPC stream with plain strings (compat level oldest): a partition's
+    cells (50 k rows of a dozen short strings) serialize in 9 ms and 9.7 MB this way, against
+    24 ms and 12 MB as pickled polars frames (string views), and read back in 11 ms against 17."""
+    buf = io.BytesIO()
+    frame.write_ipc(buf, compat_level=pl.CompatLevel.oldest())
+    return buf.getvalue()
 
 
 def _hours() -> pl.Expr:
@@ -207,7 +226,10 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
         acc.decided_letters += p.decided_letters
         acc.statement_parts += p.statement_parts
         acc.statements_written += p.statements_written
-        if len(acc.cells) > 16:  # keep the list of frames short while folding
+        # Keep the list of frames short while folding. The root's fold (merge=False, in the
+        # driver) sums as partials arrive: summed after the last, 300 k cells at 10^7 rows cost
+        # 0.07-0.13 s while the cluster waits for the estimators it then starts.
+        if len(acc.cells) > (16 if merge else 1):
             acc.cells = [_sum_cells(acc.cells)]
 
     if merge:
