@@ -60,8 +60,8 @@ def cells_of(
 
     rows, marks: a partition's decisions and their current-decision marks
     (:func:`pipelines.audit.current.current_marks`: ``__mp``, ``__band``, ``changed``). ``live``: only
-    the rows where it is true count (the others, superseded decisions or decisions before the
-    period, fall into a null key, dropped).
+    the rows where it is true count (the others are superseded decisions or decisions before
+    the period).
     """
     keys = _cell_keys(dims)
     coded = ("__rg", "__band", "changed")
@@ -80,13 +80,11 @@ def cells_of(
         pl.col("__rg").cast(pl.UInt16) + pl.col("__band").cast(pl.UInt16) * 4 + pl.col("changed").cast(pl.UInt16) * 64
     )
     key = rows.select(strings).hash_rows(seed=1000) ^ marks["__mp"] ^ codes.select(packed.hash(seed=1001)).to_series()
+    frame = key.alias("__g").to_frame().with_row_index("__row")
     if live is not None:
-        key = pl.select(pl.when(live).then(key)).to_series()
-    groups = (
-        key.alias("__g").to_frame().with_row_index("__row").group_by("__g").agg(pl.len().alias("n"), pl.first("__row"))
-    )
-    if live is not None:
-        groups = groups.filter(pl.col("__g").is_not_null())
+        # The rows that count only (a group-by on the key nulled elsewhere cost 1.5x as much).
+        frame = frame.filter(live)
+    groups = frame.group_by("__g").agg(pl.len().alias("n"), pl.first("__row"))
     # Each cell named by its first row: the keys gathered from the rows (strings) or the codes,
     # in row order and from one frame (gathering at scattered positions across the chunks of a
     # frame read from several files cost twice as much: 0.043 against 0.020 s per 2 M rows).

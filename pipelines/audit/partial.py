@@ -127,19 +127,12 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
     # hashes for the distinct items per group. Each group is named by its first row.
     by = [d for d in dims if d != "policy_id"]  # market and policy come hashed (__mp)
     group = marks["__mp"] ^ rows.select(hash_columns(by, seed=1100)).to_series() if by else marks["__mp"]
-    if live is not None:
-        group = pl.select(pl.when(live).then(group)).to_series()
     values = [rows["score"].alias("s"), rows.select(_hours().alias("h")).to_series()]
     values += [marks["__c"].alias("c")] if a.groups else []
-    lists = (
-        pl.DataFrame([group.alias("__m"), *values])
-        .rechunk()
-        .with_row_index("__row")
-        .group_by("__m")
-        .agg(pl.first("__row"), *(pl.col(v.name) for v in values))
-    )
+    frame = pl.DataFrame([group.alias("__m"), *values]).rechunk().with_row_index("__row")
     if live is not None:
-        lists = lists.filter(pl.col("__m").is_not_null())  # the superseded rows' group
+        frame = frame.filter(live)  # the current decisions in the period only
+    lists = frame.group_by("__m").agg(pl.first("__row"), *(pl.col(v.name) for v in values))
     names = rows.select("market", *dims).gather(lists["__row"])
     keys: list[QKey] = names.rows()
     scores, hours = lists["s"], lists["h"]
