@@ -10,7 +10,8 @@ store once handed over, instead of waiting there for the rest of its group. Merg
 the group's references would pin every input until the merge ends; the object store then held
 a group and a half of partials (500 MB at 5x10^7 rows), and the pages of that high-water mark
 showed in the resident memory of every worker that wrote into it (RssShmem: 360-520 MiB per
-worker at 5x10^7 rows against 70-100 at 10^7; 140 when each partial left at once).
+worker at 5x10^7 rows against 70-100 at 10^7; 190-200 with fold actors: Ray frees objects
+about once a second, so the partials of the last second still sit in the store).
 
 An actor's state is not recomputed by Ray when its process dies: the tree then starts over on
 merge tasks (:func:`_task_tree`, whose inputs Ray can rebuild from lineage), from new partition
