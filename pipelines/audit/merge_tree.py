@@ -105,13 +105,21 @@ process takes about 2 s to start on a busy node (the partials meanwhile wait in 
 
 def _pool(size: int) -> list[Any]:
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     key = (ray.get_runtime_context().get_job_id(), size)
     if key not in _POOLS:
         # No CPU reserved: a fold actor waits for partials most of the time, and its folds are
         # short. Not restarted: its state would be lost anyway (tree_on_ray starts over).
         actor = ray.remote(num_cpus=0, max_restarts=0)(GroupFold)
-        _POOLS[key] = [actor.remote() for _ in range(size)]
+        # Spread over the nodes that run tasks: an actor reserving no CPU could otherwise land
+        # on a head node kept free of work (``ray start --head --num-cpus 0``), often a small one.
+        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+        pool = []
+        for i in range(size):
+            where = NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True) if nodes else "DEFAULT"
+            pool.append(actor.options(scheduling_strategy=where).remote())
+        _POOLS[key] = pool
     return _POOLS[key]
 
 
