@@ -185,7 +185,7 @@ def _fold_on_actors(refs: list[Any], combine: Combine, sizes: Sequence[int], poo
                 levels[lv + 1][g] = out
                 if lv + 1 < len(sizes) - 1:
                     waiting[out] = (lv + 1, g)
-        del done, ref
+        ref, done = None, []  # hold no partial here: the fold actors have them
     return levels[-1]
 
 
