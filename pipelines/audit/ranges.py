@@ -47,7 +47,7 @@ class FileRange:
 class RangePlan:
     """``cuts``: the sorted cut points (range r is ``[cuts[r-1], cuts[r])``); ``reads[t][r]``: the
     indices of table t's files that range r reads; ``rows[r]``: the rows of the pieces range r
-    reads (an upper bound of its rows); ``costs[r]``: its expected cost, in rows (:func:`_costs`)."""
+    reads (an upper bound of its rows); ``costs[r]``: its expected cost, in rows (:func:`_overlapping_rows`)."""
 
     cuts: tuple[str, ...]
     reads: tuple[tuple[tuple[int, ...], ...], ...]
@@ -130,10 +130,11 @@ def plan_ranges(tables: Sequence[Sequence[Sequence[FileRange]]], n: int) -> Rang
         return None
     # A task's memory follows its range: refuse a plan whose largest range could hold far more
     # than its share (pieces too big to cut), rather than hold it in one task.
-    upper = [0] * (len(cuts) + 1)
+    held: list[list[FileRange]] = [[] for _ in range(len(cuts) + 1)]
     for f in pieces:
         for r in _span(f, cuts):
-            upper[r] += f.rows
+            held[r].append(f)
+    upper = [sum(f.rows for f in h) for h in held]
     if max(upper) > MAX_RANGE_SHARE * total / n:
         return None
     reads: list[tuple[tuple[int, ...], ...]] = []
@@ -145,11 +146,13 @@ def plan_ranges(tables: Sequence[Sequence[Sequence[FileRange]]], n: int) -> Rang
                     for r in _span(f, cuts):
                         per_range[r].add(i)
         reads.append(tuple(tuple(sorted(r)) for r in per_range))
-    return RangePlan(tuple(cuts), tuple(reads), round(amplification, 3), tuple(upper), _costs(pieces, cuts))
+    costs = tuple(rows + _overlapping_rows(h) for rows, h in zip(upper, held, strict=True))
+    return RangePlan(tuple(cuts), tuple(reads), round(amplification, 3), tuple(upper), costs)
 
 
-def _costs(pieces: Sequence[FileRange], cuts: Sequence[str]) -> tuple[int, ...]:
-    """Per range, its rows plus the rows of its pieces whose ids overlap another of its pieces.
+def _overlapping_rows(pieces: Sequence[FileRange]) -> int:
+    """The rows of the ``pieces`` (of one range, all with id statistics) whose ids overlap
+    another's: a range's cost is its rows plus these (:attr:`RangePlan.costs`).
 
     Keys repeat only where pieces overlap (a sweep or a re-scoring appends files over ids already
     decided), and a range's repeated keys are the costly part of its pass (sorted and resolved:
@@ -157,23 +160,16 @@ def _costs(pieces: Sequence[FileRange], cuts: Sequence[str]) -> tuple[int, ...]:
     as many rows). Scheduling the costliest ranges first keeps one of them from running alone at
     the end, and from starting on a worker whose memory earlier ranges have fragmented.
     """
-    per_range: list[list[FileRange]] = [[] for _ in range(len(cuts) + 1)]
-    for f in pieces:
-        for r in _span(f, cuts):
-            per_range[r].append(f)
-    costs = []
-    for held in per_range:
-        # One sweep in id order: a piece overlaps when it starts before the widest earlier end.
-        ordered = sorted(held, key=lambda f: (f.min_id or "", f.max_id or ""))
-        overlapping: set[int] = set()
-        widest = -1
-        for i, f in enumerate(ordered):
-            if widest >= 0 and (f.min_id or "") <= (ordered[widest].max_id or ""):
-                overlapping.update((i, widest))
-            if widest < 0 or (f.max_id or "") > (ordered[widest].max_id or ""):
-                widest = i
-        costs.append(sum(f.rows for f in held) + sum(ordered[i].rows for i in overlapping))
-    return tuple(costs)
+    # One sweep in id order: a piece overlaps when it starts before the widest earlier end.
+    ordered = sorted(pieces, key=lambda f: (f.min_id, f.max_id))  # type: ignore[arg-type,return-value]
+    overlapping: set[int] = set()
+    widest = -1
+    for i, f in enumerate(ordered):
+        if widest >= 0 and f.min_id <= ordered[widest].max_id:  # type: ignore[operator]
+            overlapping.update((i, widest))
+        if widest < 0 or f.max_id > ordered[widest].max_id:  # type: ignore[operator]
+            widest = i
+    return sum(ordered[i].rows for i in overlapping)
 
 
 @functools.lru_cache(maxsize=4096)
