@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
-from pipelines.audit.estimators import NONE, Cells, Draws, Estimate, draw, rng_for, summarize
+from pipelines.audit.estimators import Cells, Draws, Estimate, draw, rng_for, summarize_domains
 from pipelines.audit.strata import HASH_BAND
 
 CELL: tuple[str, ...] = ("region_group", "score_band", "changed", "flagged")
@@ -131,14 +131,11 @@ def estimate_domains(
     # numpy's draws release the GIL: one thread per core.
     with ThreadPoolExecutor(max_workers=min(len(domains), threads or os.cpu_count() or 1) or 1) as pool:
         drawn = list(pool.map(lambda d: domain(*d), domains))
-    # Every domain's medians and interval ends at once (estimators.summarize).
-    done = iter(summarize([d for per in drawn for d in per.values() if d is not None]))
     rows = []
-    for (_, key), per in zip(domains, drawn, strict=True):
+    for (_, key), result in zip(domains, summarize_domains(drawn), strict=True):
         row: dict[str, object] = dict(zip(keys, key, strict=True))
         for metric in METRICS:
-            d = per[metric]
-            row.update(_columns(metric, NONE if d is None else next(done)))
+            row.update(_columns(metric, result[metric]))
         rows.append(row)
     return pl.DataFrame(rows, schema=_schema(population, keys), orient="row")
 

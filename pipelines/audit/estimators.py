@@ -143,9 +143,14 @@ def summarize(pending: Sequence[Draws]) -> list[Estimate]:
 
 def estimate(cells: Cells, *, draws: int, rng: np.random.Generator) -> dict[str, Estimate]:
     """Precision, recall and accuracy of one domain (keys ``precision``, ``recall``, ``accuracy``)."""
-    drawn = draw(cells, draws=draws, rng=rng)
-    done = iter(summarize([d for d in drawn.values() if d is not None]))
-    return {metric: (NONE if d is None else next(done)) for metric, d in drawn.items()}
+    return summarize_domains([draw(cells, draws=draws, rng=rng)])[0]
+
+
+def summarize_domains(drawn: Sequence[dict[str, Draws | None]]) -> list[dict[str, Estimate]]:
+    """Per domain, its metrics' estimates from their draws (:func:`draw`; None: :data:`NONE`),
+    every domain's in one :func:`summarize`."""
+    done = iter(summarize([d for per in drawn for d in per.values() if d is not None]))
+    return [{metric: (NONE if d is None else next(done)) for metric, d in per.items()} for per in drawn]
 
 
 def draw(cells: Cells, *, draws: int, rng: np.random.Generator) -> dict[str, Draws | None]:
