@@ -208,15 +208,12 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
     runs = acc.runs
     for p in partials:
         acc.rows += p.rows
-        acc.cells += p.cells
         for key, pair in p.summaries.items():
             # Not a view of Ray's object store: a partial fetched from Ray unpacks its summaries
             # into memory of its own (Partial.__setstate__).
             runs.setdefault(key, []).append(pair)
-        acc.items += p.items
-        acc.labelled += p.labelled
-        acc.sor_rows += p.sor_rows
-        acc.decided_letters += p.decided_letters
+        for name in _FRAMES:
+            getattr(acc, name).extend(getattr(p, name))
         acc.statement_parts += p.statement_parts
         acc.statements_written += p.statements_written
         # Keep the list of frames short while folding. One sum at the end costs least: summing
