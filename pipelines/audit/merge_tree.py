@@ -107,7 +107,7 @@ def _pool(size: int) -> list[Any]:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    key = (ray.get_runtime_context().get_job_id(), size)
+    key = _pool_key(size)
     if key not in _POOLS:
         # No CPU reserved: a fold actor waits for partials most of the time, and its folds are
         # short. Not restarted: its state would be lost anyway (tree_on_ray starts over).
@@ -121,6 +121,12 @@ def _pool(size: int) -> list[Any]:
             pool.append(actor.options(scheduling_strategy=where).remote())
         _POOLS[key] = pool
     return _POOLS[key]
+
+
+def _pool_key(size: int) -> tuple[str, int]:
+    import ray
+
+    return ray.get_runtime_context().get_job_id(), size
 
 
 def tree_on_ray(refs: list[Any], combine: Combine, root: Combine, resubmit: Callable[[], list[Any]]) -> Iterator[Any]:
@@ -147,7 +153,7 @@ def tree_on_ray(refs: list[Any], combine: Combine, root: Combine, resubmit: Call
         merged = root(fetch_early(top))
     except RayActorError as exc:
         log.warning("a merge process died (%s): merging again on merge tasks", exc)
-        _POOLS.pop((ray.get_runtime_context().get_job_id(), size), None)
+        _POOLS.pop(_pool_key(size), None)
         merged = None
     if merged is None:
         yield from _task_tree(resubmit(), combine, root)
@@ -160,8 +166,6 @@ def _fold_on_actors(refs: list[Any], combine: Combine, sizes: Sequence[int], poo
     fold to the next level; returns the root's input references (fold results)."""
     import uuid
 
-    import ray
-
     call = uuid.uuid4().hex
     for fold_actor in pool:
         fold_actor.begin.remote(call)
@@ -170,8 +174,7 @@ def _fold_on_actors(refs: list[Any], combine: Combine, sizes: Sequence[int], poo
     adds: list[list[list[Any]]] = [[[] for _ in range(n)] for n in sizes[1:]]  # per group, its add calls
     waiting = {ref: (0, i) for i, ref in enumerate(levels[0])}
     while waiting:
-        ray.wait(list(waiting), num_returns=1, fetch_local=False)
-        done, _ = ray.wait(list(waiting), num_returns=len(waiting), timeout=0, fetch_local=False)
+        done = _done(list(waiting), fetch_local=False)
         for ref in done:
             lv, i = waiting.pop(ref)
             g = i // FAN_IN
@@ -204,14 +207,22 @@ def fetch_early(refs: list[Any]) -> Iterator[Any]:
     for i in range(len(refs)):
         while i not in held:
             waiting = [r for r in refs if r is not None]
-            ray.wait(waiting, num_returns=1)
-            done, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
+            done = _done(waiting, fetch_local=True)
             for j, ref in enumerate(refs):
                 if ref is not None and ref in done:
                     held[j] = ray.get(ref)
                     refs[j] = None  # the last reference: the object store frees it
             del waiting, done
         yield held.pop(i)
+
+
+def _done(refs: list[Any], *, fetch_local: bool) -> list[Any]:
+    """Every one of ``refs`` whose task is done, once one is (waits for the first)."""
+    import ray
+
+    ray.wait(refs, num_returns=1, fetch_local=fetch_local)
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=fetch_local)
+    return list(done)
 
 
 def fetch(refs: list[Any]) -> Iterator[Any]:
