@@ -350,7 +350,7 @@ def _by_range(
     task = ray.remote(max_retries=3)(_range_task)
     ref_specs, ref_plan, ref_args = ray.put(specs), ray.put(plan), ray.put(args)
     refs: list[Any] = [None] * plan.n
-    for r in submission_order(plan.costs or plan.rows or (0,) * plan.n):
+    for r in submission_order(plan.costs):
         refs[r] = task.remote(ref_specs, ref_plan, r, fn, ref_args, pass_bucket)
     return refs
 

@@ -52,8 +52,8 @@ class RangePlan:
     cuts: tuple[str, ...]
     reads: tuple[tuple[tuple[int, ...], ...], ...]
     amplification: float
-    rows: tuple[int, ...] = ()
-    costs: tuple[int, ...] = ()
+    rows: tuple[int, ...]
+    costs: tuple[int, ...]
 
     @property
     def n(self) -> int:
