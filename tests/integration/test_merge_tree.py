@@ -43,14 +43,10 @@ def _root(parts: Iterable[dict[str, object]]) -> dict[str, object]:
 
 
 def test_merge_tasks_start_after_their_inputs_are_done(tmp_path: Path) -> None:
-    from pipelines.audit.buckets import FAN_IN, ReadSpec, map_reduce, pinned_files
+    from pipelines.audit.buckets import FAN_IN, map_reduce
 
     assert PARTITIONS > FAN_IN
-    uri = str(tmp_path / "t")
-    for f in range(PARTITIONS):  # one file per partition, ids clustered by file
-        ids = [f"c{f:02d}{i:03d}" for i in range(50)]
-        write_deltalake(uri, pl.DataFrame({"content_id": ids}).to_arrow(), mode="append")
-    spec = ReadSpec(pinned_files(uri, PARTITIONS - 1), {"content_id": pl.String()})
+    spec = _table(tmp_path, PARTITIONS, ids=50)
     (out,) = map_reduce(spec, _partition, use_ray=True, buckets=PARTITIONS, combine=_merge, root=_root)
     assert out["rows"] == PARTITIONS * 50
     merges = out["merges"]
@@ -63,16 +59,15 @@ MIB = 1 << 20
 PART_MIB = 16
 
 
-def _table(tmp_path: Path, files: int, bad: int | None = None) -> object:
+def _table(tmp_path: Path, files: int, *, ids: int = 20, bad: int | None = None) -> object:
+    """A table of ``files`` files of ``ids`` ids each, clustered by file (one partition per file);
+    file ``bad``'s ids contain "bad"."""
     from pipelines.audit.buckets import ReadSpec, pinned_files
 
     uri = str(tmp_path / "t")
-    for f in range(files):  # one file per partition, ids clustered by file
-        write_deltalake(
-            uri,
-            pl.DataFrame({"content_id": [f"c{f:02d}{'bad' if f == bad else ''}{i:03d}" for i in range(20)]}).to_arrow(),
-            mode="append",
-        )
+    for f in range(files):
+        content_ids = [f"c{f:02d}{'bad' if f == bad else ''}{i:03d}" for i in range(ids)]
+        write_deltalake(uri, pl.DataFrame({"content_id": content_ids}).to_arrow(), mode="append")
     return ReadSpec(pinned_files(uri, files - 1), {"content_id": pl.String()})
 
 
