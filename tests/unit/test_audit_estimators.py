@@ -185,3 +185,20 @@ def test_estimates_summarized_together_equal_one_numpy_call_per_metric() -> None
         assert (got.value, got.low, got.high) == (value, min(float(lo), value), max(float(hi), value))
         assert (got.n, got.imputed) == (d.n, d.imputed)
     assert summarize([]) == []
+
+
+def test_jobs_started_together_give_each_job_its_own_estimates(population: pl.DataFrame) -> None:
+    """The audit starts its region and language estimates as jobs of one call
+    (estimate_tasks.start): each job's result is that of estimating it alone."""
+    from pipelines.audit.estimate_tasks import start
+
+    rng = np.random.default_rng(7)
+    units = population.filter(pl.Series(rng.random(population.height) < 0.03))
+    jobs = []
+    for keys in (["policy_id", "region"], ["policy_id"]):
+        pop = population.group_by([*keys, *CELL]).agg(pl.len().alias("m"))
+        jobs.append((pop, units.select([*keys, *CELL, "content_id", "y"]), keys))
+    results = start(jobs, draws=300, seed=11, on_ray=False)
+    assert len(results) == len(jobs)
+    for (pop, u, keys), result in zip(jobs, results, strict=True):
+        assert result().equals(estimate_domains(pop, u, keys, draws=300, seed=11))
