@@ -135,9 +135,9 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
     lists = frame.group_by("__m").agg(pl.first("__row"), *(pl.col(v.name) for v in values))
     names = rows.select("market", *dims).gather(lists["__row"])
     keys: list[QKey] = names.rows()
-    scores, hours = lists["s"], lists["h"]
-    for i, key in enumerate(keys):
-        out.summaries[key] = (Summary().add(scores[i].to_numpy()), Summary().add(hours[i].to_numpy()))
+    scores, hours = sorted_runs(lists["s"]), sorted_runs(lists["h"])
+    for key, s, h in zip(keys, scores, hours, strict=True):
+        out.summaries[key] = (Summary.of_sorted(s), Summary.of_sorted(h))
     if a.groups:
         out.items.append(_distinct_items(keys, lists["c"], {d: names.schema[d] for d in dims}, a.groups))
     labelled = marks["__i"].is_in(a.unit_ids.implode())
@@ -153,6 +153,30 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
             out.statement_parts += [uri] if uri else []
             out.statements_written += written
     return out
+
+
+def _lists(lists: pl.Series) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The values of a list column as one flat numpy array (nulls as NaN, possibly a read-only
+    view of polars' memory) and the bounds of each list in it: one array, instead of a Series and
+    an array per list (hundreds per partition)."""
+    arrow = lists.rechunk().to_arrow()
+    bounds = arrow.offsets.to_numpy()
+    flat = arrow.values.to_numpy(zero_copy_only=False)
+    return flat, list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+
+def sorted_runs(lists: pl.Series) -> list[np.ndarray]:
+    """Each list of the float list column ``lists`` sorted, without NaN or nulls, as views of one
+    buffer: one copy of the values, each list sorted in place (a 2 M-row partition's scores and
+    hours: 0.021 s, against 0.026 for an array, a NaN filter and a sorted copy per list)."""
+    flat, bounds = _lists(lists)
+    values = flat.astype(flat.dtype if flat.dtype == np.float32 else np.float64, copy=True)
+    runs = []
+    for lo, hi in bounds:
+        run = values[lo:hi]
+        run.sort()  # NaN sorts last
+        runs.append(run[: np.searchsorted(run, np.nan)] if run.size and np.isnan(run[-1]) else run)
+    return runs
 
 
 def _rows_where(rows: pl.DataFrame, marks: pl.DataFrame | None, where: pl.Series) -> pl.DataFrame:
@@ -186,9 +210,12 @@ def _distinct_items(
     for i, key in enumerate(keys):
         by_dims.setdefault(key[1:], []).append(i)
     rows = []
+    flat, bounds = _lists(items)
     for d, members_of_d in by_dims.items():
         parts = [
-            (items[i].to_numpy() & ~mask) | np.uint64(member[keys[i][0]]) for i in members_of_d if member[keys[i][0]]
+            (flat[slice(*bounds[i])] & ~mask) | np.uint64(member[keys[i][0]])
+            for i in members_of_d
+            if member[keys[i][0]]
         ]
         values = np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
         item = values >> np.uint64(width)

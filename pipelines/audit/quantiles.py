@@ -58,6 +58,18 @@ class Summary:
         self._compact()
         return self
 
+    @classmethod
+    def of_sorted(cls, run: np.ndarray) -> Summary:
+        """A summary of ``run``: values sorted ascending, without NaN, float32 or float64 (held as
+        given, not copied): what :meth:`add` makes of them, for a caller that sorted many runs in
+        one buffer (:func:`pipelines.audit.partial.sorted_runs`)."""
+        out = cls()
+        if run.size:
+            out._put(0, run, owned=True)
+            out.n = int(run.size)
+            out._compact()
+        return out
+
     def copy(self) -> Summary:
         return Summary(self.k, self.exact_max, [a.copy() for a in self.levels], list(self.flips), self.n)
 

@@ -137,3 +137,30 @@ def test_a_merged_summary_keeps_no_view_of_the_arrays_it_was_merged_from() -> No
     assert not merged.exact
     for level in merged.levels:
         assert level.base is None or level.base.size == level.size
+
+
+def test_lists_sorted_in_one_buffer_give_the_summaries_of_adding_each_list() -> None:
+    """A partition sorts each group's scores and hours in one buffer (partial.sorted_runs): the
+    summaries must be those of Summary.add on each list, NaN and nulls dropped, dtype kept,
+    groups large enough to compact included."""
+    from pipelines.audit.partial import sorted_runs
+
+    rng = np.random.default_rng()
+    sizes = [int(n) for n in rng.integers(1, 3000, size=int(rng.integers(3, 12)))] + [40_001]
+    for dtype in (pl.Float32, pl.Float64):
+        lists = []
+        for n in sizes:
+            values = rng.random(n)
+            values[rng.random(n) < 0.05] = np.nan
+            nulls = rng.random(n) < 0.05
+            lists.append([None if null else float(v) for v, null in zip(values, nulls, strict=True)])
+        lists.append([None, float("nan")])  # nothing left to summarize
+        series = pl.Series("v", lists, dtype=pl.List(dtype)).slice(1)  # offsets not from zero
+        runs = sorted_runs(series)
+        assert len(runs) == series.len()
+        for run, values in zip(runs, series, strict=True):
+            got, want = Summary.of_sorted(run), Summary().add(values.to_numpy())
+            assert got.n == want.n and len(got.levels) == len(want.levels)
+            for a, b in zip(got.levels, want.levels, strict=True):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
+            assert got.quantiles((0.1, 0.5, 0.99)) == want.quantiles((0.1, 0.5, 0.99))
