@@ -255,13 +255,11 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # The estimators need only the cells and the labels: started now (on the cluster's idle
     # workers after a pass on Ray), they run while this process builds the rest of the report.
     region_pop, region_units = _estimate_inputs(cells, labelled, keys, groups)
-    region_estimates = estimate_tasks.start(
-        region_pop, region_units, keys, draws=config.draws, seed=config.seed, on_ray=on_ray
-    )
     language_pop, language_units, language_sizes = _language_inputs(cells, labelled)
-    language_estimates = estimate_tasks.start(
-        language_pop, language_units, LANGUAGE_KEYS, draws=config.draws, seed=config.seed, on_ray=on_ray
-    )
+    region_estimates, language_estimates = estimate_tasks.start(
+        [(region_pop, region_units, keys), (language_pop, language_units, LANGUAGE_KEYS)],
+        draws=config.draws, seed=config.seed, on_ray=on_ray,
+    )  # fmt: skip
     merge_runs(merged)
     agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema), cells=cells)
     clock.lap("aggregate")
@@ -306,7 +304,24 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     ).with_columns((pl.col("items_scored") + pl.col("items_failed")).alias("items_in_scope"))
 
     clock.lap("counts_and_gaps")
+    # Whatever does not need the estimates is built while they run on the cluster: their last
+    # task then finishes beside this work instead of before it.
     lin = ag.lineage_rows(agg, groups)
+    hidden = [p for p in seen_policies if counts_only(p, packs)]
+    kinds = letters.group_by("stage", "error_class").agg(pl.len().alias("dead_letters")).sort("stage", "error_class")
+    coverage = (
+        gap.group_by("market")
+        .agg(pl.col("content_id").n_unique().alias("items_failed"), pl.col("content_id").null_count().alias("no_id"))
+        .sort("market")
+    )
+    lineage = _lineage(config, pins, packs, agg, sample_run, labelled.height, units.height)
+    complaints = complaint_figures(
+        pins["complaints"],
+        start=config.start,
+        end=config.period_end,
+        markets=sorted({c for n in config.markets for c in mk.expand(n)}),
+        policies=config.policies,
+    )
     rows = rows.join(region_estimates(), on=keys, how="left")
     clock.lap("estimates")
     rows = rows.join(lin, on=keys, how="left")
@@ -315,7 +330,6 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     wanted = wanted | (pl.col("region").is_in(groups) & (pl.col("region_kind") == "group"))
     rows = rows.filter(wanted)
 
-    hidden = [p for p in seen_policies if counts_only(p, packs)]
     sensitive = [c for c in rows.columns if c.startswith(("score_p", "hours_to_decision"))]
     sensitive += [c for c in rows.columns if c.split("_")[0] in METRICS]
     rows = rows.with_columns(pl.col("policy_id").is_in(hidden).alias("counts_only")).with_columns(
@@ -334,20 +348,6 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         language_sizes.join(language_estimates(), on=LANGUAGE_KEYS, how="left")
         .sort(LANGUAGE_KEYS)
         .filter(~pl.col("policy_id").is_in(hidden))
-    )
-    kinds = letters.group_by("stage", "error_class").agg(pl.len().alias("dead_letters")).sort("stage", "error_class")
-    coverage = (
-        gap.group_by("market")
-        .agg(pl.col("content_id").n_unique().alias("items_failed"), pl.col("content_id").null_count().alias("no_id"))
-        .sort("market")
-    )
-    lineage = _lineage(config, pins, packs, agg, sample_run, labelled.height, units.height)
-    complaints = complaint_figures(
-        pins["complaints"],
-        start=config.start,
-        end=config.period_end,
-        markets=sorted({c for n in config.markets for c in mk.expand(n)}),
-        policies=config.policies,
     )
     clock.lap("assemble")
     return Computed(
@@ -376,8 +376,10 @@ def _lineage(
     labelled_rows: int,
     labelled: int,
 ) -> dict[str, object]:
-    used = sorted(set(agg.cells["policy_version"].to_list()))
-    models = agg.cells.select(pl.concat_str("model_name", "model_version", separator="/")).to_series()
+    # Distinct values first: the cells are 10^5 rows at 10^7 decisions, their lineage a handful.
+    lineage = agg.cells.select(*ag.LINEAGE_COLS).unique()
+    used = sorted(set(lineage["policy_version"].to_list()))
+    models = lineage.select(pl.concat_str("model_name", "model_version", separator="/")).to_series()
     return {
         "as_of": _iso(config.pin_time),
         "period": {"from": _iso(config.start), "to": _iso(config.period_end)},
@@ -386,7 +388,7 @@ def _lineage(
         },
         "policy_versions": {v: (packs[v][1] if v in packs else None) for v in used},
         "model_versions": sorted(set(models.to_list())),
-        "run_ids": sorted(set(agg.cells["run_id"].to_list())),
+        "run_ids": sorted(set(lineage["run_id"].to_list())),
         "review_sample_run": sample_run,
         "labelled_units": labelled,
         "labelled_decision_rows": labelled_rows,
