@@ -6,6 +6,9 @@ first thing that worker imports is pipelines, as in a worker that runs our tasks
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -34,10 +37,28 @@ def _probe() -> dict[str, object]:
     return {"threads": pl.thread_pool_size(), "conf": os.environ.get("_RJEM_MALLOC_CONF", ""), "faults": faults}
 
 
-def _run_in_fresh_worker(env: dict[str, str]) -> dict[str, object]:
+def _numpy_probe() -> list[int]:
+    """In a worker: the page faults of numpy arrays (glibc's malloc) of a task's sizes (4-30 MiB),
+    made and freed four times over."""
+    import importlib
+    import resource
+
+    importlib.import_module("pipelines")
+    import numpy as np
+
+    faults = []
+    for _ in range(4):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        arrays = [np.ones(mib << 17) for mib in (4, 8, 16, 24, 30, 12)]
+        del arrays
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return faults
+
+
+def _run_in_fresh_worker(env: dict[str, str], probe: Callable[[], Any] = _probe) -> Any:
     import ray
 
-    task = ray.remote(num_cpus=1, runtime_env={"env_vars": env})(_probe)
+    task = ray.remote(num_cpus=1, runtime_env={"env_vars": env})(probe)
     return ray.get(task.remote(), timeout=120)
 
 
@@ -61,3 +82,15 @@ def test_empty_setting_leaves_polars_allocator_as_it_is() -> None:
     # polars' own setting gives the pages back within a second: the second allocation faults
     # them in again (what every audit range paid before).
     assert second > first / 2, out
+
+
+def test_worker_keeps_the_memory_of_freed_numpy_arrays_for_its_next_task() -> None:
+    first, *later = _run_in_fresh_worker({"TRUSTBATCH_TEST_WORKER": "numpy"}, _numpy_probe)
+    assert first > 1_000  # the memory was really touched
+    assert max(later) < first / 10, (first, later)  # then taken from the heap glibc kept
+
+
+def test_zero_keep_leaves_glibc_malloc_as_it_is() -> None:
+    first, *later = _run_in_fresh_worker({"TRUSTBATCH_WORKER_MALLOC_KEEP_MB": "0"}, _numpy_probe)
+    # glibc's own thresholds give some of the arrays back: the later rounds fault them in again.
+    assert max(later) > first / 3, (first, later)
