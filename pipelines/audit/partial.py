@@ -229,7 +229,9 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
     """Merge bucket partials in the order given (bucket order: the merge is deterministic).
 
     ``merge=False``: leave the quantile summaries in ``runs`` for :func:`merge_runs`, the costliest
-    part of a fold, which the caller may run beside other work.
+    part of a fold, and the cells unsummed (:func:`final_cells` sums them), for the caller to do
+    beside other work (the root's fold: the estimators need only sums of cells, which a group-by
+    of the unsummed cells gives as well).
     """
     acc = Partial()
     runs = acc.runs
@@ -251,10 +253,10 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
 
     if merge:
         merge_runs(acc)
-    # A merged partial is as compact as one partition's (one frame of cells and of items): the
-    # partials the driver folds stay the same size whatever the number of partitions.
-    if len(acc.cells) > 1:
-        acc.cells = [_sum_cells(acc.cells)]
+        # A merged partial is as compact as one partition's (one frame of cells and of items): the
+        # partials the driver folds stay the same size whatever the number of partitions.
+        if len(acc.cells) > 1:
+            acc.cells = [_sum_cells(acc.cells)]
     if len(acc.items) > 1:
         acc.items = [_sum_items(acc.items)]
     return acc
@@ -290,6 +292,14 @@ def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
     others = [c for c in frame.columns if c not in ("__g", "n")]
     # Same column order as a bucket's cells: folded and fresh cells are concatenated by position.
     return frame.group_by("__g").agg(pl.col(others).first(), pl.col("n").sum()).select(frame.columns)
+
+
+def unsummed_cells(p: Partial) -> pl.DataFrame:
+    """The cells of ``p`` as they came, without ``__g``: a cell may have a row per partition (sums
+    over any of their columns are those of :func:`final_cells`)."""
+    if not p.cells:
+        return pl.DataFrame()
+    return pl.concat(p.cells, how="vertical_relaxed").drop("__g")
 
 
 def final_cells(p: Partial, *, ordered: bool = True) -> pl.DataFrame:
