@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipelines import markets as mk
+from pipelines.audit.accuracy import CELL
 from pipelines.audit.strata import band_label, region_group_code, region_group_label
 from pipelines.current import is_of_record
 from pipelines.schema import ACTIONS
@@ -34,6 +35,8 @@ SOURCE_COUNT_COLS: tuple[str, ...] = (
     "model_decisions", "model_detections", "hash_matches", "hash_matches_actioned", "decisions_of_record",
 )  # fmt: skip
 """Current decisions by source per region × policy (:func:`count_rows`)."""
+LANGUAGE_KEYS: tuple[str, ...] = ("language", "policy_id")
+"""The domains of the estimates per language (over every market)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,24 @@ def cells_by(cells: pl.DataFrame, columns: Sequence[str], *more: pl.Expr) -> pl.
     summed cells copies tens of times fewer rows (92 k cells -> about 1 k at 10^7 rows)."""
     frame = cells.with_columns(*more) if more else cells
     return frame.group_by(list(dict.fromkeys(["market", *columns]))).agg(pl.col("n").sum())
+
+
+def populations(cells: pl.DataFrame, dims: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The estimators' population counts ``n`` in ``cells`` (:data:`~pipelines.audit.accuracy.CELL`
+    with ``flagged``: an action was taken): per market × ``dims`` × cell, and per
+    :data:`LANGUAGE_KEYS` × cell over the markets of :data:`pipelines.markets.ALL_MARKETS` (no
+    language: ``unknown``). A partition's are a few thousand rows, summed like the cells: the
+    driver starts the estimators from them as soon as the last partition is in (grouping the
+    10^5 summed cells took it 0.03 s, summing them 0.05)."""
+    flagged = (pl.col("action") != "none").alias("flagged")
+    by_market = cells_by(cells, [*dims, *CELL], flagged)
+    by_language = (
+        cells.filter(pl.col("market").is_in(list(mk.ALL_MARKETS)))
+        .with_columns(flagged, pl.col("language").fill_null("unknown"))
+        .group_by([*LANGUAGE_KEYS, *CELL])
+        .agg(pl.col("n").sum())
+    )
+    return by_market, by_language
 
 
 def _source_counts(actioned: pl.Expr) -> list[pl.Expr]:

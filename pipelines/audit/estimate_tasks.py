@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
-from pipelines.audit.accuracy import estimate_domains
+from pipelines.audit.accuracy import CELL, estimate_domains
 from pipelines.buckets import hash_columns
 
 MAX_PARTS = 8
@@ -47,7 +47,11 @@ def start(jobs: Sequence[Job], *, draws: int, seed: int, on_ray: bool) -> list[C
     # 0.95-1.1 in 8).
     parts = max(1, min(MAX_PARTS, 2 * int(ray.cluster_resources().get("CPU", 1))))
     task = ray.remote(max_retries=3)(_estimate)
-    shares = [split(population, units, keys, parts) for population, units, keys in jobs]
+    # Only the columns the estimators read are shipped (the labelled units carry a few more).
+    shares = [
+        split(population, units.select(*keys, *CELL, "content_id", "y"), keys, parts)
+        for population, units, keys in jobs
+    ]
     refs = [
         task.remote([(*shares[j][p], list(keys)) for j, (_, _, keys) in enumerate(jobs)], draws, seed)
         for p in range(parts)

@@ -64,6 +64,10 @@ class Partial:
     statements_written: int = 0
     runs: dict[QKey, list[tuple[Summary, Summary]]] = field(default_factory=dict)
     """Per key, the summaries still to merge into ``summaries`` (:func:`fold` with ``merge=False``)."""
+    populations: list[pl.DataFrame] = field(default_factory=list)
+    """The estimators' population counts per market (:func:`pipelines.audit.aggregate.populations`)."""
+    language_populations: list[pl.DataFrame] = field(default_factory=list)
+    """The same per language."""
 
     def __getstate__(self) -> dict[str, object]:
         # Shipped (from a Ray task) with its summaries packed (see quantiles.Packed) and its
@@ -84,7 +88,7 @@ class Partial:
         self.__dict__.update(state)
 
 
-_FRAMES = ("cells", "items", "labelled", "sor_rows", "decided_letters")
+_FRAMES = ("cells", "items", "labelled", "sor_rows", "decided_letters", "populations", "language_populations")
 """The fields of :class:`Partial` that hold lists of frames."""
 
 
@@ -121,7 +125,11 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         in_period = rows["decided_at"] >= a.start
         live = in_period if live is None else live & in_period
     dims = list(a.dims)
-    out.cells.append(ag.cells_of(rows, marks, dims, live=live))
+    cells = ag.cells_of(rows, marks, dims, live=live)
+    out.cells.append(cells)
+    by_market, by_language = ag.populations(cells, dims)
+    out.populations.append(by_market)
+    out.language_populations.append(by_language)
     # One group-by into lists per market × dims, on a 64-bit hash of the group (cheaper than on the
     # strings, or than partition_by's frame per group): scores and hours for the quantiles, item
     # hashes for the distinct items per group. Each group is named by its first row.
@@ -230,8 +238,7 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
 
     ``merge=False``: leave the quantile summaries in ``runs`` for :func:`merge_runs`, the costliest
     part of a fold, and the cells unsummed (:func:`final_cells` sums them), for the caller to do
-    beside other work (the root's fold: the estimators need only sums of cells, which a group-by
-    of the unsummed cells gives as well).
+    beside other work (the root's fold: the estimators need only the population counts).
     """
     acc = Partial()
     runs = acc.runs
@@ -257,8 +264,10 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
         # partials the driver folds stay the same size whatever the number of partitions.
         if len(acc.cells) > 1:
             acc.cells = [_sum_cells(acc.cells)]
-    if len(acc.items) > 1:
-        acc.items = [_sum_items(acc.items)]
+    for name, value in (("items", "items"), ("populations", "n"), ("language_populations", "n")):
+        frames = getattr(acc, name)
+        if len(frames) > 1:
+            setattr(acc, name, [_summed(frames, value)])
     return acc
 
 
@@ -278,10 +287,16 @@ def merge_runs(p: Partial) -> None:
     p.runs = {}
 
 
-def _sum_items(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+def _summed(frames: Sequence[pl.DataFrame], value: str) -> pl.DataFrame:
+    """Small frames of counts (``value``) summed by all their other columns, sorted by them."""
     frame = pl.concat(frames, how="vertical_relaxed")
-    keys = [c for c in frame.columns if c != "items"]
-    return frame.group_by(keys).agg(pl.col("items").sum()).select(frame.columns).sort(keys, nulls_last=True)
+    keys = [c for c in frame.columns if c != value]
+    return frame.group_by(keys).agg(pl.col(value).sum()).select(frame.columns).sort(keys, nulls_last=True)
+
+
+def population_counts(p: Partial) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The population counts of ``p`` (per market, per language) summed over its partitions."""
+    return _summed(p.populations, "n"), _summed(p.language_populations, "n")
 
 
 def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
@@ -292,14 +307,6 @@ def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
     others = [c for c in frame.columns if c not in ("__g", "n")]
     # Same column order as a bucket's cells: folded and fresh cells are concatenated by position.
     return frame.group_by("__g").agg(pl.col(others).first(), pl.col("n").sum()).select(frame.columns)
-
-
-def unsummed_cells(p: Partial) -> pl.DataFrame:
-    """The cells of ``p`` as they came, without ``__g``: a cell may have a row per partition (sums
-    over any of their columns are those of :func:`final_cells`)."""
-    if not p.cells:
-        return pl.DataFrame()
-    return pl.concat(p.cells, how="vertical_relaxed").drop("__g")
 
 
 def final_cells(p: Partial, *, ordered: bool = True) -> pl.DataFrame:

@@ -28,7 +28,15 @@ from pipelines.audit.coverage import UNKNOWN, dead_letters, gaps
 from pipelines.audit.current import COLUMNS as DECISION_COLUMNS
 from pipelines.audit.current import scan_decisions, unit_hash, with_strata
 from pipelines.audit.packs import counts_only, load_packs
-from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, final_cells, fold, merge_runs, unsummed_cells
+from pipelines.audit.partial import (
+    BucketArgs,
+    aggregates,
+    audit_bucket,
+    final_cells,
+    fold,
+    merge_runs,
+    population_counts,
+)
 from pipelines.audit.review import labelled_units
 from pipelines.audit.sor import concat_parts, restrictive_rows, write_jsonl
 from pipelines.audit.versions import Pinned, pin_tables
@@ -132,32 +140,23 @@ def _failed_rows(gap: pl.DataFrame, dims: list[str], groups: list[str], policies
 
 
 def _estimate_inputs(
-    cells: pl.DataFrame, units: pl.DataFrame, keys: list[str], groups: list[str]
+    by_market: pl.DataFrame, units: pl.DataFrame, keys: list[str], groups: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Population cells and labelled units of the report's domains (region × policy × breakdowns)."""
-    flagged = pl.col("action") != "none"
-    dims = [k for k in keys if k not in ("region", "region_kind")]
-    pop = (
-        ag.with_regions(ag.cells_by(cells, [*dims, *CELL], flagged.alias("flagged")), groups)
-        .group_by([*keys, *CELL])
-        .agg(pl.col("n").sum().alias("m"))
-    )
-    labelled = ag.with_regions(units, groups).with_columns(flagged.alias("flagged"))
+    """Population cells and labelled units of the report's domains (region × policy × breakdowns),
+    from the population counts per market (:func:`pipelines.audit.aggregate.populations`)."""
+    pop = ag.with_regions(by_market, groups).group_by([*keys, *CELL]).agg(pl.col("n").sum().alias("m"))
+    labelled = ag.with_regions(units, groups).with_columns((pl.col("action") != "none").alias("flagged"))
     return pop, labelled
 
 
-LANGUAGE_KEYS = ["language", "policy_id"]
+LANGUAGE_KEYS = list(ag.LANGUAGE_KEYS)
 
 
-def _language_inputs(cells: pl.DataFrame, units: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Population cells, labelled units and decision counts of the language × policy domains."""
+def _language_inputs(by_language: pl.DataFrame, units: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Population cells, labelled units and decision counts of the language × policy domains,
+    from the population counts per language (:func:`pipelines.audit.aggregate.populations`)."""
     flagged = pl.col("action") != "none"
-    pop = (
-        cells.filter(pl.col("market").is_in(list(mk.ALL_MARKETS)))
-        .with_columns(flagged.alias("flagged"), pl.col("language").fill_null("unknown"))
-        .group_by([*LANGUAGE_KEYS, *CELL])
-        .agg(pl.col("n").sum().alias("m"))
-    )
+    pop = by_language.rename({"n": "m"})
     labelled = units.filter(pl.col("market").is_in(list(mk.ALL_MARKETS))).with_columns(
         flagged.alias("flagged"), pl.col("language").fill_null("unknown")
     )
@@ -251,10 +250,9 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         combine=fold, root=functools.partial(fold, merge=False),
     )  # fmt: skip
     clock.lap("current_decisions")
-    # The estimators' inputs are sums of cells: grouped from the partitions' cells as they came,
-    # so that the estimators start before the cells are summed (0.05 s at 10^7 rows, while
-    # every core of the cluster waits).
-    unsummed = unsummed_cells(merged)
+    # The estimators' inputs come summed by the partitions (a few thousand rows): the estimators
+    # start before the cells are summed.
+    by_market, by_language = population_counts(merged)
     unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
     labelled = (
         with_strata(concat(merged.labelled))
@@ -262,17 +260,17 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         .select(*unit_cols, "y")
         .sort("content_id", "market", "policy_id")
     )
-    markets, groups = _selected(config, unsummed["market"].unique().to_list())
+    markets, groups = _selected(config, by_market["market"].unique().to_list())
     keys = ["region", "region_kind", *dims]
     # The estimators need only the cells and the labels: started now (on the cluster's idle
     # workers after a pass on Ray), they run while this process builds the rest of the report.
-    region_pop, region_units = _estimate_inputs(unsummed, labelled, keys, groups)
-    language_pop, language_units, language_sizes = _language_inputs(unsummed, labelled)
+    region_pop, region_units = _estimate_inputs(by_market, labelled, keys, groups)
+    language_pop, language_units, language_sizes = _language_inputs(by_language, labelled)
     region_estimates, language_estimates = estimate_tasks.start(
         [(region_pop, region_units, keys), (language_pop, language_units, LANGUAGE_KEYS)],
         draws=config.draws, seed=config.seed, on_ray=on_ray,
     )  # fmt: skip
-    del unsummed
+    del by_market, by_language
     # In no particular order: every figure drawn from the cells is a sum of integer counts or a
     # sorted set (the same in any order), and sorting 10^5 cells costs 0.07 s.
     cells = final_cells(merged, ordered=False)
