@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines.audit.strata import band_code, band_label, region_group
 from pipelines.audit.versions import Pinned
-from pipelines.current import ORDER, RANK, rank_for, repeated_values
+from pipelines.current import ORDER, RANK, rank_for, repeated_values, source_rank
 from pipelines.errors import BadInputError
 from pipelines.schema import CURRENT_ORDER, DECISION_KEY
 
@@ -89,6 +89,38 @@ def _resolve(multi: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
     return won["__row"], won.filter(pl.col("__chg"))["__i"].unique()
 
 
+def _resolve_repeated(
+    rows: pl.DataFrame, units: pl.Series, key: pl.Series, at: pl.Series
+) -> tuple[pl.Series, pl.Series]:
+    """:func:`_resolve` of the rows at ``at`` (those of repeated keys; ``units``: the rows' ``__i``,
+    ``key``: their key hash ``__k``).
+
+    Most often the key hash, the source's precedence and the commit time order each key's rows
+    with no tie: then a numeric sort and a group-by on the key hash decide, and the string
+    tie-breakers are not gathered (on the 10^7-row benchmark's range of 100 k re-decided keys:
+    0.06 s against 0.095). A tie, two keys sharing a hash, a hash match (its precedence needs the
+    other rows of its key and source in order) or a missing commit time take the exact path.
+    """
+    slim = rows.select(*KEY, "source", "action", "decided_at").gather(at)
+    slim = slim.with_columns(units.gather(at), key.gather(at), at.alias("__row"))
+    if not bool((slim["source"] == "hash_match").any()) and not slim["decided_at"].null_count():
+        ordered = slim.with_columns(source_rank().alias(RANK)).sort("__k", RANK, "decided_at")
+        same = pl.col("__k") == pl.col("__k").shift(1)
+        tied = same & (pl.col(RANK) == pl.col(RANK).shift(1)) & (pl.col("decided_at") == pl.col("decided_at").shift(1))
+        collided = same & ~pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in KEY])
+        check = ordered.select(tied.any().alias("tied"), collided.any().alias("collided"))
+        if not (check["tied"][0] or check["collided"][0]):
+            won = ordered.group_by("__k", maintain_order=True).agg(
+                pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg")
+            )
+            return won["__row"], won.filter(pl.col("__chg"))["__i"].unique()
+    return _resolve(
+        rows.select(*KEY, "source", "action", *CURRENT_ORDER)
+        .gather(at)
+        .with_columns(units.gather(at), key.gather(at), at.alias("__row"))
+    )
+
+
 MARKS: tuple[str, ...] = ("__c", "__i", "__mp", "changed", "__band")
 """The columns of :func:`current_marks` (then ``__live`` where some key repeats)."""
 
@@ -126,11 +158,7 @@ def current_marks(rows: pl.DataFrame, *, mark: bool = True) -> tuple[pl.DataFram
     # Only the rows of repeated keys are gathered and sorted; the winners are named by row number.
     many = key.is_in(repeated.implode())
     at = many.arg_true()
-    winners, changed_units = _resolve(
-        rows.select(*KEY, "source", "action", *CURRENT_ORDER)
-        .gather(at)
-        .with_columns(marks["__i"].gather(at), key.gather(at), at.alias("__row"))
-    )
+    winners, changed_units = _resolve_repeated(rows, marks["__i"], key, at)
     live = ~many.to_numpy()
     live[winners.to_numpy()] = True
     changed = marks["__i"].is_in(changed_units.implode()) if changed_units.len() else pl.lit(False)
