@@ -164,3 +164,24 @@ def test_lists_sorted_in_one_buffer_give_the_summaries_of_adding_each_list() -> 
             for a, b in zip(got.levels, want.levels, strict=True):
                 assert a.dtype == b.dtype and np.array_equal(a, b)
             assert got.quantiles((0.1, 0.5, 0.99)) == want.quantiles((0.1, 0.5, 0.99))
+
+
+def test_exact_summaries_merged_in_one_pass_equal_the_level_by_level_compaction() -> None:
+    """Summary.merged compacts the merged run of exact parts in one pass (quantiles._cascade):
+    levels, flips and answers equal those of _compact on the same sorted run."""
+    rng = np.random.default_rng()
+    for total in (10, 32_768, 32_769, int(rng.integers(33_000, 300_000))):
+        for dtype in (np.float32, np.float64):
+            values = rng.random(total).astype(dtype)
+            pieces = -(-total // 32_768) + int(rng.integers(0, 8))  # each part exact (<= exact_max)
+            parts = [Summary().add(v) for v in np.array_split(values, pieces)]
+            assert all(p.exact for p in parts)
+            got = Summary.merged(parts)
+            want = Summary()
+            want._put(0, np.sort(values), owned=True)
+            want.n = total
+            want._compact()
+            assert got.n == want.n and got.flips == want.flips and len(got.levels) == len(want.levels)
+            for a, b in zip(got.levels, want.levels, strict=True):
+                assert a.dtype == b.dtype and np.array_equal(a, b) and a.flags.c_contiguous
+            assert got.quantiles((0.01, 0.5, 0.9)) == want.quantiles((0.01, 0.5, 0.9))
