@@ -87,7 +87,10 @@ def test_two_keys_sharing_a_hash_are_told_apart(monkeypatch: pytest.MonkeyPatch)
     exact: list[int] = []
     resolve = audit_current._resolve
     monkeypatch.setattr(audit_current, "_resolve", lambda multi: (exact.append(1), resolve(multi))[1])
-    a, b = rows["content_id"].unique().sort().head(2).to_list()
+    # Two items decided in a same market and policy: forged, their keys there share a hash.
+    pairs = rows.group_by("market", "policy_id").agg(pl.col("content_id").unique().sort().head(2))
+    pair = pairs.filter(pl.col("content_id").list.len() == 2).sort("market", "policy_id").row(0)[2]
+    a, b = pair[0], pair[1]
     every_row = pl.Series("at", range(rows.height), dtype=pl.UInt32)  # as if every key repeated
     for item, taken in ((pl.col("content_id"), []), (pl.col("content_id").replace(b, a), [1])):
         key = rows.select(_key_hash(item).alias("__k")).to_series()  # forged: b's keys take a's hashes
