@@ -63,11 +63,9 @@ class Summary:
         """A summary of ``run``: values sorted ascending, without NaN, float32 or float64 (held as
         given, not copied): what :meth:`add` makes of them, for a caller that sorted many runs in
         one buffer (:func:`pipelines.audit.partial.sorted_runs`)."""
-        out = cls()
+        out = cls(n=int(run.size))
         if run.size:
-            out._put(0, run, owned=True)
-            out.n = int(run.size)
-            out._compact()
+            out.levels, out.flips = _cascade(run, out.k) if out.n > out.exact_max else ([run], [0])
         return out
 
     def copy(self) -> Summary:
@@ -85,17 +83,16 @@ class Summary:
     def merged(cls, parts: Sequence[Summary]) -> Summary:
         """One summary of ``parts`` (in the order given): each level's sorted runs are joined in
         one sort and compacted once, instead of one merge (and compaction) per part."""
-        out = cls()
         if all(len(p.levels) <= 1 for p in parts):
             # Exact parts (every partition's, while small): one sorted run, compacted in one
             # pass (the same levels as _compact, without its per-level bookkeeping: the root of
-            # a 10^7-row audit merges 500 such summaries).
+            # a 10^7-row audit merges 500 such summaries). A copy of a lone run: another
+            # summary's array is never held.
             runs = [p.levels[0] for p in parts if p.levels and p.levels[0].size]
-            out.n = sum(p.n for p in parts)
-            if runs:
-                values = _sorted(np.concatenate(runs)) if len(runs) > 1 else runs[0].copy()
-                out.levels, out.flips = _cascade(values, out.k) if out.n > out.exact_max else ([values], [0])
-            return out
+            if not runs:
+                return cls()
+            return cls.of_sorted(_sorted(np.concatenate(runs)) if len(runs) > 1 else runs[0].copy())
+        out = cls()
         for h in range(max((len(p.levels) for p in parts), default=0)):
             runs = [p.levels[h] for p in parts if h < len(p.levels) and p.levels[h].size]
             if runs:
