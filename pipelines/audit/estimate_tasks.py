@@ -11,6 +11,7 @@ numpy calls that hold the GIL between them, so threads of one process overlap th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,12 +57,10 @@ def start(jobs: Sequence[Job], *, draws: int, seed: int, on_ray: bool) -> list[C
         task.remote([(*shares[j][p], list(keys)) for j, (_, _, keys) in enumerate(jobs)], draws, seed)
         for p in range(parts)
     ]
-    done: list[list[pl.DataFrame]] = []
+    gathered = functools.cache(lambda: ray.get(refs))  # every task's frames, fetched once
 
     def result(j: int) -> pl.DataFrame:
-        if not done:
-            done.append(ray.get(refs))
-        return pl.concat([frames[j] for frames in done[0]], how="vertical_relaxed").sort(list(jobs[j][2]))
+        return pl.concat([frames[j] for frames in gathered()], how="vertical_relaxed").sort(list(jobs[j][2]))
 
     return [lambda j=j: result(j) for j in range(len(jobs))]  # type: ignore[misc]
 
