@@ -10,6 +10,7 @@ that exact path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -77,14 +78,21 @@ def _resolve(multi: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
     """From the rows of repeated keys (the key, source, action, the ORDER columns, ``__i``, the
     row number ``__row`` and the key hash ``__k``): each key's current row (its ``__row``) and the
     review units (``__i``) whose action differs between their rows."""
-    won = (
+    ordered = (
         multi.with_columns(rank_for(multi).alias(RANK))
         .select(*KEY, *_ORDER, "action", "__i", "__row", "__k")
         # By key hash first: a key's rows are then adjacent and in ORDER, cheaper to sort and
         # to group (the group-by is still on the key's columns: a hash collision merges nothing).
         .sort("__k", *_ORDER)
-        .group_by(*KEY, maintain_order=True)
-        .agg(pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg"))
+    )
+    return _decided(ordered, KEY)
+
+
+def _decided(ordered: pl.DataFrame, by: Sequence[str]) -> tuple[pl.Series, pl.Series]:
+    """Per key (``by``) of ``ordered`` (each key's rows in :data:`ORDER`): its last row's ``__row``
+    (the current decision), and the review units ``__i`` whose action differs between rows."""
+    won = ordered.group_by(*by, maintain_order=True).agg(
+        pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg")
     )
     return won["__row"], won.filter(pl.col("__chg"))["__i"].unique()
 
@@ -110,10 +118,7 @@ def _resolve_repeated(
         collided = same & ~pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in KEY])
         check = ordered.select(tied.any().alias("tied"), collided.any().alias("collided"))
         if not (check["tied"][0] or check["collided"][0]):
-            won = ordered.group_by("__k", maintain_order=True).agg(
-                pl.col("__row").last(), pl.col("__i").first(), (pl.col("action").n_unique() > 1).alias("__chg")
-            )
-            return won["__row"], won.filter(pl.col("__chg"))["__i"].unique()
+            return _decided(ordered, ["__k"])
     return _resolve(
         rows.select(*KEY, "source", "action", *CURRENT_ORDER)
         .gather(at)
