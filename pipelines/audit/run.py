@@ -145,7 +145,7 @@ def _estimate_inputs(
     """Population cells and labelled units of the report's domains (region × policy × breakdowns),
     from the population counts per market (:func:`pipelines.audit.aggregate.populations`)."""
     pop = ag.with_regions(by_market, groups).group_by([*keys, *CELL]).agg(pl.col("n").sum().alias("m"))
-    labelled = ag.with_regions(units, groups).with_columns((pl.col("action") != "none").alias("flagged"))
+    labelled = ag.with_regions(units, groups).with_columns(ag.FLAGGED)
     return pop, labelled
 
 
@@ -155,11 +155,8 @@ LANGUAGE_KEYS = list(ag.LANGUAGE_KEYS)
 def _language_inputs(by_language: pl.DataFrame, units: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Population cells, labelled units and decision counts of the language × policy domains,
     from the population counts per language (:func:`pipelines.audit.aggregate.populations`)."""
-    flagged = pl.col("action") != "none"
     pop = by_language.rename({"n": "m"})
-    labelled = units.filter(pl.col("market").is_in(list(mk.ALL_MARKETS))).with_columns(
-        flagged.alias("flagged"), pl.col("language").fill_null("unknown")
-    )
+    labelled = ag.in_language_domains(units)
     sizes = pop.group_by(LANGUAGE_KEYS).agg(pl.col("m").sum().alias("decisions"))
     return pop, labelled, sizes
 
@@ -266,10 +263,13 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # workers after a pass on Ray), they run while this process builds the rest of the report.
     region_pop, region_units = _estimate_inputs(by_market, labelled, keys, groups)
     language_pop, language_units, language_sizes = _language_inputs(by_language, labelled)
-    # A policy whose figures are counts only (child safety) shows no estimate: none is drawn
-    # for it (a seventh of the estimators' work on the benchmark's lake; each domain draws from
-    # its own generator, so the others' values do not change).
-    drawn = ~pl.col("policy_id").is_in([p for p in by_market["policy_id"].unique().to_list() if counts_only(p, packs)])
+    # The policies decided (the cells' and the populations' are the same), and those whose
+    # figures are counts only (child safety): they show no estimate, so none is drawn for them
+    # (a seventh of the estimators' work on the benchmark's lake; each domain draws from its own
+    # generator, so the others' values do not change).
+    seen_policies = sorted(set(by_market["policy_id"].to_list())) or (list(config.policies) or policies)
+    hidden = [p for p in seen_policies if counts_only(p, packs)]
+    drawn = ~pl.col("policy_id").is_in(hidden)
     region_estimates, language_estimates = estimate_tasks.start(
         [
             (region_pop.filter(drawn), region_units.filter(drawn), keys),
@@ -313,7 +313,6 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     gap = gaps(letters, decided_letters["content_id"], pins["backlog"])
     if config.markets:
         gap = gap.filter(pl.col("market").is_in(sorted({c for n in config.markets for c in mk.expand(n)})))
-    seen_policies = sorted(set(agg.cells["policy_id"].to_list())) or (list(config.policies) or policies)
     failed = _failed_rows(gap, dims, groups, seen_policies)
     rows = rows.join(failed, on=keys, how="full", coalesce=True)
     count_cols = [c for c in rows.columns if c.startswith(("action_", "automated_")) or c in ("decisions", "actioned")]
@@ -328,7 +327,6 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # Whatever does not need the estimates is built while they run on the cluster: their last
     # task then finishes beside this work instead of before it.
     lin = ag.lineage_rows(agg, groups)
-    hidden = [p for p in seen_policies if counts_only(p, packs)]
     kinds = letters.group_by("stage", "error_class").agg(pl.len().alias("dead_letters")).sort("stage", "error_class")
     coverage = (
         gap.group_by("market")
