@@ -102,7 +102,11 @@ def _ipc(frame: pl.DataFrame) -> bytes:
 
 
 def _hours() -> pl.Expr:
-    return (pl.col("decided_at") - pl.col("created_at")).dt.total_seconds(fractional=True) / 3600.0
+    """Hours from creation to decision, as float32 (like the scores): 7 significant digits (under
+    30 s at 10^5 hours, eleven years), and half the bytes to sort, ship and merge (the
+    partitions' exact runs of a 10^7-row audit: 8 of 24 MB per partial)."""
+    hours = (pl.col("decided_at") - pl.col("created_at")).dt.total_seconds(fractional=True) / 3600.0
+    return hours.cast(pl.Float32)
 
 
 def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
