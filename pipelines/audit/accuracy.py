@@ -128,9 +128,13 @@ def estimate_domains(
         return drawn
 
     domains = list(enumerate(bounds.drop("__len").iter_rows()))
-    # numpy's draws release the GIL: one thread per core.
-    with ThreadPoolExecutor(max_workers=min(len(domains), threads or os.cpu_count() or 1) or 1) as pool:
-        drawn = list(pool.map(lambda d: domain(*d), domains))
+    workers = min(len(domains), threads or os.cpu_count() or 1)
+    if workers <= 1:
+        drawn = [domain(*d) for d in domains]  # no pool to start and hand each domain to
+    else:
+        # numpy's draws release the GIL: one thread per core.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            drawn = list(pool.map(lambda d: domain(*d), domains))
     rows = []
     for (_, key), result in zip(domains, summarize_domains(drawn), strict=True):
         row: dict[str, object] = dict(zip(keys, key, strict=True))
