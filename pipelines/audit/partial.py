@@ -323,12 +323,17 @@ def final_cells(p: Partial, *, ordered: bool = True) -> pl.DataFrame:
 
 
 def _q_row(s: Summary, h: Summary) -> dict[str, float | None]:
-    row: dict[str, float | None] = dict(
-        zip(ag.HOUR_QUANTILES, h.quantiles(list(ag.HOUR_QUANTILES.values())), strict=True)
-    )
+    hours = h.quantiles(list(ag.HOUR_QUANTILES.values()))
+    row: dict[str, float | None] = dict(zip(ag.HOUR_QUANTILES, map(_float32_digits, hours), strict=True))
     for q, v in zip(ag.SCORE_QUANTILES, s.quantiles(ag.SCORE_QUANTILES), strict=True):
         row[f"score_p{round(q * 100)}"] = v
     return row
+
+
+def _float32_digits(value: float | None) -> float | None:
+    """``value`` to the digits of a float32 (the hours' precision, :func:`_hours`): 36.35, not the
+    36.349998474121094 a float32 holds for it."""
+    return None if value is None else float(str(np.float32(value)))
 
 
 def aggregates(

@@ -185,3 +185,27 @@ def test_exact_summaries_merged_in_one_pass_equal_the_level_by_level_compaction(
             for a, b in zip(got.levels, want.levels, strict=True):
                 assert a.dtype == b.dtype and np.array_equal(a, b) and a.flags.c_contiguous
             assert got.quantiles((0.01, 0.5, 0.9)) == want.quantiles((0.01, 0.5, 0.9))
+
+
+def test_hours_to_decision_are_reported_to_the_digits_they_are_kept_at() -> None:
+    """The partitions keep hours as float32 (pipelines.audit.partial._hours): the report shows
+    them at that precision (36.35 h, not the 36.349998474121094 a float32 holds), within two float32
+    steps of the float64 quantile, whatever the values."""
+    from datetime import datetime, timedelta
+
+    from pipelines.audit.partial import _hours, _q_row
+
+    created = datetime(2026, 1, 1)
+    rng = np.random.default_rng()
+    minutes = np.concatenate([[36 * 60 + 21] * 5, rng.integers(1, 10**7, size=int(rng.integers(1, 999)))])
+    for sample in (minutes[:5], minutes):
+        frame = pl.DataFrame(
+            {"created_at": [created] * len(sample), "decided_at": [created + timedelta(minutes=int(m)) for m in sample]}
+        )
+        hours = frame.select(_hours()).to_series()
+        assert hours.dtype == pl.Float32
+        row = _q_row(Summary().add(np.array([0.5], dtype=np.float32)), Summary().add(hours.to_numpy()))
+        exact = (frame["decided_at"] - frame["created_at"]).dt.total_seconds() / 3600
+        for name, q in (("hours_to_decision_p50", 0.5), ("hours_to_decision_p90", 0.9)):
+            assert row[name] == pytest.approx(exact.quantile(q, "linear"), rel=2.4e-7)
+    assert _q_row(Summary(), Summary().add(np.full(5, 36.35, dtype=np.float32)))["hours_to_decision_p50"] == 36.35
