@@ -81,31 +81,45 @@ class RangePlan:
         return above and (r == len(self.cuts) or f.max_id < self.cuts[r])
 
 
-def _cuts(files: Sequence[FileRange], n: int) -> list[str]:
-    """Cut points at file minima such that consecutive ranges cost about ``total / n`` each (each
-    cut at the boundary nearest its ideal place, so a range is off by at most half a file).
+def _cuts(pieces: Sequence[tuple[FileRange, int]], n: int) -> list[str]:
+    """Cut points at piece minima such that consecutive ranges cost about ``total / n`` each (each
+    cut at the boundary nearest its ideal place, so a range is off by at most half a piece).
 
-    A file's cost is its rows, twice over for a file whose ids overlap another's (where keys
-    repeat: :func:`_overlapping`). Cut by rows alone, the range holding the 10^7-row benchmark's
-    re-decided keys took a third file and cost 1.6x the others (0.88 CPU-s against 0.53-0.64);
-    it ran alone at the end of the pass while the other core idled for 0.2-0.3 s.
+    ``pieces``: (piece, cost) pairs, the cost in rows (:func:`_weights`). Cut by rows alone, the
+    range holding the 10^7-row benchmark's re-decided keys took a third file and cost 1.6x the
+    others (0.88 CPU-s against 0.53-0.64); it ran alone at the end of the pass while the other
+    core idled. A range of files that overlap nothing may hold up to half a piece more rows than
+    its share of rows, one of overlapping files fewer.
     """
-    ordered = sorted((f for f in files if f.rows and f.min_id is not None), key=lambda f: (f.min_id, f.max_id))
-    weights = [f.rows * (2 if o else 1) for f, o in zip(ordered, _overlapping(ordered), strict=True)]
-    total = sum(weights)
+    ordered = sorted(
+        ((f, w) for f, w in pieces if f.rows and f.min_id is not None), key=lambda p: (p[0].min_id, p[0].max_id)
+    )
+    total = sum(w for _, w in ordered)
     cuts: list[str] = []
     acc = 0
-    for f, weight in zip(ordered, weights, strict=True):
-        assert f.min_id is not None and ordered[0].min_id is not None
+    for f, weight in ordered:
+        assert f.min_id is not None and ordered[0][0].min_id is not None
         # A cut separates rows: above the smallest id and above the previous cut.
-        above = f.min_id > (cuts[-1] if cuts else ordered[0].min_id)
-        # At the file boundary nearest each ideal cut: cutting only once the share is reached
-        # made a range up to one whole file larger than its share (range 0 of the 5x10^7-row
+        above = f.min_id > (cuts[-1] if cuts else ordered[0][0].min_id)
+        # At the boundary nearest each ideal cut: cutting only once the share is reached made a
+        # range up to one whole file larger than its share (range 0 of the 5x10^7-row
         # benchmark: 2.5 M rows for a share of 1.94 M, and the largest task's memory with it).
         if len(cuts) < n - 1 and acc + weight / 2 >= total * (len(cuts) + 1) / n and above:
             cuts.append(f.min_id)
         acc += weight
     return cuts
+
+
+def _weights(table: Sequence[FileRange]) -> list[int]:
+    """Per piece of one table, its expected cost in rows: its rows, twice over where its ids
+    overlap another piece's of the same table (keys repeat only there: a re-decision or a sweep
+    appended over ids already decided). Pieces of two tables read side by side (decisions and
+    scores) hold the same ids without repeating a key: they are weighed apart."""
+    order = sorted(range(len(table)), key=lambda i: (table[i].min_id, table[i].max_id))  # type: ignore[arg-type,return-value]
+    weights = [f.rows for f in table]
+    for i, overlaps in zip(order, _overlapping([table[i] for i in order]), strict=True):
+        weights[i] *= 2 if overlaps else 1
+    return weights
 
 
 def _span(f: FileRange, cuts: Sequence[str]) -> range:
@@ -121,14 +135,16 @@ def plan_ranges(tables: Sequence[Sequence[Sequence[FileRange]]], n: int) -> Rang
     None when a piece has no id statistics or the plan would read more than
     :data:`MAX_READ_AMPLIFICATION` rows per row (pieces spanning many ranges).
     """
-    pieces = [f for t in tables for file in t for f in file if f.rows]
+    per_table = [[f for file in t for f in file if f.rows] for t in tables]
+    pieces = [f for t in per_table for f in t]
     total = sum(f.rows for f in pieces)
     if n < 2 or total == 0 or any(f.min_id is None or f.max_id is None for f in pieces):
         return None
-    cuts = _cuts(pieces, n)
+    weighed = [p for t in per_table for p in zip(t, _weights(t), strict=True)]
+    cuts = _cuts(weighed, n)
     # Pieces spanning more than two ranges (a recent append of random ids) are read by every range
     # they meet; cut again without them so that they do not skew the balance.
-    narrow = [f for f in pieces if len(_span(f, cuts)) <= 2]
+    narrow = [(f, w) for f, w in weighed if len(_span(f, cuts)) <= 2]
     if len(narrow) < len(pieces) and narrow:
         cuts = _cuts(narrow, n)
     if not cuts:
@@ -138,28 +154,29 @@ def plan_ranges(tables: Sequence[Sequence[Sequence[FileRange]]], n: int) -> Rang
         return None
     # A task's memory follows its range: refuse a plan whose largest range could hold far more
     # than its share (pieces too big to cut), rather than hold it in one task.
-    held: list[list[FileRange]] = [[] for _ in range(len(cuts) + 1)]
-    for f in pieces:
-        for r in _span(f, cuts):
-            held[r].append(f)
-    upper = [sum(f.rows for f in h) for h in held]
+    held: list[list[list[FileRange]]] = [[[] for _ in range(len(cuts) + 1)] for _ in per_table]  # table, range
+    for t, table in enumerate(per_table):
+        for f in table:
+            for r in _span(f, cuts):
+                held[t][r].append(f)
+    upper = [sum(f.rows for h in held for f in h[r]) for r in range(len(cuts) + 1)]
     if max(upper) > MAX_RANGE_SHARE * total / n:
         return None
     reads: list[tuple[tuple[int, ...], ...]] = []
-    for t in tables:
+    for files in tables:
         per_range: list[set[int]] = [set() for _ in range(len(cuts) + 1)]
-        for i, file in enumerate(t):
+        for i, file in enumerate(files):
             for f in file:
                 if f.rows:
                     for r in _span(f, cuts):
                         per_range[r].add(i)
         reads.append(tuple(tuple(sorted(r)) for r in per_range))
-    costs = tuple(rows + _overlapping_rows(h) for rows, h in zip(upper, held, strict=True))
+    costs = tuple(rows + sum(_overlapping_rows(h[r]) for h in held) for r, rows in enumerate(upper))
     return RangePlan(tuple(cuts), tuple(reads), round(amplification, 3), tuple(upper), costs)
 
 
 def _overlapping_rows(pieces: Sequence[FileRange]) -> int:
-    """The rows of the ``pieces`` (of one range, all with id statistics) whose ids overlap
+    """The rows of the ``pieces`` (of one range and one table, all with id statistics) whose ids overlap
     another's: a range's cost is its rows plus these (:attr:`RangePlan.costs`).
 
     Keys repeat only where pieces overlap (a sweep or a re-scoring appends files over ids already
