@@ -46,7 +46,7 @@ class Summary:
         return len(self.levels) <= 1
 
     def add(self, values: np.ndarray) -> Summary:
-        # Float32 values (scores) stay float32: exact, and half the bytes to sort, ship and merge.
+        # Float32 values (scores, hours to decision) stay float32: half the bytes to sort, ship and merge.
         values = np.asarray(values)
         values = values if values.dtype == np.float32 else values.astype(np.float64, copy=False)
         values = values[~np.isnan(values)]
