@@ -150,13 +150,17 @@ def test_a_range_with_overlapping_files_costs_more_and_is_scheduled_first() -> N
     costliest range, was submitted eighth by rows)."""
     from pipelines.audit.buckets import submission_order
 
-    files = [_f(f"c{i:03d}", f"c{i:03d}~", 1000) for i in range(8)] + [_f("c000", "c000a", 900)]
+    files = [_f(f"c{i:03d}", f"c{i:03d}~", 1000) for i in range(8)] + [_f("c000", "c000a", 500)]
     plan = plan_ranges([files], 4)
-    # Cut by cost, not rows: the re-decided file and the file it overlaps cost almost as much as
-    # four plain files, and range 0 takes no other (cut by rows it took a third: 2900 rows, cost 4800).
-    assert plan is not None and plan.rows == (1900, 2000, 2000, 3000)
-    assert plan.costs == (3800, 2000, 2000, 3000)
-    assert submission_order(plan.costs)[0] == 0  # the costliest, by more than a tie
+    # Cut by cost, not rows: the re-decided file and the file it overlaps cost as much as three
+    # plain files, and range 0 takes no other (cut by rows it took a third: 2500 rows, cost 4000).
+    assert plan is not None and plan.rows == (1500, 2000, 2000, 3000)
+    assert plan.costs == (3000, 2000, 2000, 3000)
+    # A larger re-decided file: range 0 is the costliest by more than a tie, and starts first.
+    files[-1] = _f("c000", "c000a", 900)
+    plan = plan_ranges([files], 4)
+    assert plan is not None and plan.costs[0] == 3800 > max(plan.costs[1:])
+    assert submission_order(plan.costs)[0] == 0
     # One wide file over two later ones (each overlapping it), then disjoint files.
     plan = plan_ranges([[_f("a", "m", 10), _f("b", "c", 20), _f("d", "e", 40), _f("n", "o", 70), _f("p", "q", 70)]], 2)
     assert plan is not None and plan.cuts == ("n",) and plan.costs == (70 + 70, 140)
