@@ -119,11 +119,8 @@ def _resolve_repeated(
         check = ordered.select(tied.any().alias("tied"), collided.any().alias("collided"))
         if not (check["tied"][0] or check["collided"][0]):
             return _decided(ordered, ["__k"])
-    return _resolve(
-        rows.select(*KEY, "source", "action", *CURRENT_ORDER)
-        .gather(at)
-        .with_columns(units.gather(at), key.gather(at), at.alias("__row"))
-    )
+    # The exact path: only the tie-breakers the gathered rows lack are gathered now.
+    return _resolve(slim.with_columns(rows.select([c for c in CURRENT_ORDER if c not in slim.columns]).gather(at)))
 
 
 MARKS: tuple[str, ...] = ("__c", "__i", "__mp", "changed", "__band")
