@@ -185,8 +185,7 @@ def _overlapping_rows(pieces: Sequence[FileRange]) -> int:
     as many rows). Scheduling the costliest ranges first keeps one of them from running alone at
     the end, and from starting on a worker whose memory earlier ranges have fragmented.
     """
-    ordered = sorted(pieces, key=lambda f: (f.min_id, f.max_id))  # type: ignore[arg-type,return-value]
-    return sum(f.rows for f, o in zip(ordered, _overlapping(ordered), strict=True) if o)
+    return sum(_weights(pieces)) - sum(f.rows for f in pieces)
 
 
 def _overlapping(ordered: Sequence[FileRange]) -> list[bool]:
