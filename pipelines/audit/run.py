@@ -149,15 +149,12 @@ def _estimate_inputs(
     return pop, labelled
 
 
-LANGUAGE_KEYS = list(ag.LANGUAGE_KEYS)
-
-
 def _language_inputs(by_language: pl.DataFrame, units: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Population cells, labelled units and decision counts of the language × policy domains,
     from the population counts per language (:func:`pipelines.audit.aggregate.populations`)."""
     pop = by_language.rename({"n": "m"})
     labelled = ag.in_language_domains(units)
-    sizes = pop.group_by(LANGUAGE_KEYS).agg(pl.col("m").sum().alias("decisions"))
+    sizes = pop.group_by(ag.LANGUAGE_KEYS).agg(pl.col("m").sum().alias("decisions"))
     return pop, labelled, sizes
 
 
@@ -273,7 +270,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     region_estimates, language_estimates = estimate_tasks.start(
         [
             (region_pop.filter(drawn), region_units.filter(drawn), keys),
-            (language_pop.filter(drawn), language_units.filter(drawn), LANGUAGE_KEYS),
+            (language_pop.filter(drawn), language_units.filter(drawn), ag.LANGUAGE_KEYS),
         ],
         draws=config.draws, seed=config.seed, on_ray=on_ray,
     )  # fmt: skip
@@ -364,8 +361,8 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     rows = _order(rows, keys)
 
     by_language = (
-        language_sizes.join(language_estimates(), on=LANGUAGE_KEYS, how="left")
-        .sort(LANGUAGE_KEYS)
+        language_sizes.join(language_estimates(), on=list(ag.LANGUAGE_KEYS), how="left")
+        .sort(ag.LANGUAGE_KEYS)
         .filter(~pl.col("policy_id").is_in(hidden))
     )
     clock.lap("assemble")

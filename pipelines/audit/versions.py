@@ -8,6 +8,7 @@ same versions whatever was committed since.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -108,8 +109,6 @@ def pin_tables(lake: Lake, as_of: datetime, *, backlog_uri: str | None = None) -
 
     The tables are pinned at once, each on a thread: a pin is a few small log reads, which wait
     on the store (object storage: a round trip each) more than they compute."""
-    from concurrent.futures import ThreadPoolExecutor
-
     uris = {t: (backlog_uri if t == "backlog" and backlog_uri else lake.path(t)) for t in AUDITED_TABLES}
     with ThreadPoolExecutor(max_workers=len(uris), thread_name_prefix="audit-pin") as pool:
         found = dict(zip(uris, pool.map(lambda uri: version_as_of(uri, as_of), uris.values()), strict=True))
