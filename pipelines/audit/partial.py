@@ -299,8 +299,11 @@ def _summed(frames: Sequence[pl.DataFrame], value: str) -> pl.DataFrame:
 
 
 def population_counts(p: Partial) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The population counts of ``p`` (per market, per language) summed over its partitions."""
-    return _summed(p.populations, "n"), _summed(p.language_populations, "n")
+    """The population counts of ``p`` (per market, per language) summed over its partitions: a
+    fold leaves one summed frame of each (:func:`fold`), as does a lone partition
+    (:func:`pipelines.audit.aggregate.populations`), which is not summed again."""
+    by_market, by_language = (f[0] if len(f) == 1 else _summed(f, "n") for f in (p.populations, p.language_populations))
+    return by_market, by_language
 
 
 def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
