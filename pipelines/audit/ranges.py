@@ -3,8 +3,8 @@
 The Delta log keeps the smallest and largest ``content_id`` of every data file. When each file
 holds a narrow range of ids (a table clustered by ``batchjobs compact --cluster``, or one whose
 ids grow with time, so that each append covers the newest ids), the key space can be cut at
-file boundaries into ranges of about the same cost (rows, twice over for files whose ids overlap
-another's, where keys repeat and are resolved): the task of range ``[lo, hi)`` reads
+file boundaries into ranges of about the same cost (rows, :data:`REPEATED_ROW_COST` times over for
+files whose ids overlap another's, where keys repeat and are resolved): the task of range ``[lo, hi)`` reads
 only the files whose ``[min, max]`` meets it, with the row filter ``lo <= content_id < hi``
 (pushed down to the Parquet row groups). A file larger than a range is cut at its row groups,
 whose id ranges its Parquet footer keeps (:func:`row_groups`). Every row of an item, hence of a decision key and of a
@@ -29,6 +29,15 @@ import polars as pl
 MAX_READ_AMPLIFICATION = 1.5
 """A range plan may read at most this many rows per row of the tables (files cut by a range
 boundary are read by both sides); beyond it, the shuffle by hash bucket is cheaper."""
+
+REPEATED_ROW_COST = 1.5
+"""What a row of a piece whose ids overlap another's costs, in rows of pieces that overlap
+nothing: keys repeat there, and their rows are sorted and resolved. Measured on the 10^7-row
+benchmark's range of re-decided keys, in its Ray tasks: 1.4-1.6x per row (0.41-0.53 CPU-s for
+1.1 M rows, against 0.48-0.66 for 2 M). Weighed 2x, that range came before the plain ranges of
+2 M rows in the submission order although it costs less, and the pass ended with a 2 M-row range
+alone on one core while the 1 M-row range beside it had long finished (0.3-0.5 s of a core idle
+in a 2.9 s audit)."""
 
 MAX_RANGE_SHARE = 2.5
 """A range may hold at most this many times its share of the rows (``total / n``)."""
@@ -81,7 +90,7 @@ class RangePlan:
         return above and (r == len(self.cuts) or f.max_id < self.cuts[r])
 
 
-def _cuts(pieces: Sequence[tuple[FileRange, int]], n: int) -> list[str]:
+def _cuts(pieces: Sequence[tuple[FileRange, float]], n: int) -> list[str]:
     """Cut points at piece minima such that consecutive ranges cost about ``total / n`` each (each
     cut at the boundary nearest its ideal place, so a range is off by at most half a piece).
 
@@ -96,7 +105,7 @@ def _cuts(pieces: Sequence[tuple[FileRange, int]], n: int) -> list[str]:
     )
     total = sum(w for _, w in ordered)
     cuts: list[str] = []
-    acc = 0
+    acc = 0.0
     for f, weight in ordered:
         assert f.min_id is not None and ordered[0][0].min_id is not None
         # A cut separates rows: above the smallest id and above the previous cut.
@@ -110,15 +119,15 @@ def _cuts(pieces: Sequence[tuple[FileRange, int]], n: int) -> list[str]:
     return cuts
 
 
-def _weights(table: Sequence[FileRange]) -> list[int]:
-    """Per piece of one table, its expected cost in rows: its rows, twice over where its ids
-    overlap another piece's of the same table (keys repeat only there: a re-decision or a sweep
+def _weights(table: Sequence[FileRange]) -> list[float]:
+    """Per piece of one table, its expected cost in rows: its rows, :data:`REPEATED_ROW_COST` times
+    over where its ids overlap another piece's of the same table (keys repeat only there: a re-decision or a sweep
     appended over ids already decided). Pieces of two tables read side by side (decisions and
     scores) hold the same ids without repeating a key: they are weighed apart."""
     order = sorted(range(len(table)), key=lambda i: (table[i].min_id, table[i].max_id))  # type: ignore[arg-type,return-value]
-    weights = [f.rows for f in table]
+    weights = [float(f.rows) for f in table]
     for i, overlaps in zip(order, _overlapping([table[i] for i in order]), strict=True):
-        weights[i] *= 2 if overlaps else 1
+        weights[i] *= REPEATED_ROW_COST if overlaps else 1.0
     return weights
 
 
@@ -171,18 +180,19 @@ def plan_ranges(tables: Sequence[Sequence[Sequence[FileRange]]], n: int) -> Rang
                     for r in _span(f, cuts):
                         per_range[r].add(i)
         reads.append(tuple(tuple(sorted(r)) for r in per_range))
-    costs = tuple(rows + sum(_overlapping_rows(h[r]) for h in held) for r, rows in enumerate(upper))
+    costs = tuple(rows + round(sum(_overlapping_rows(h[r]) for h in held)) for r, rows in enumerate(upper))
     return RangePlan(tuple(cuts), tuple(reads), round(amplification, 3), tuple(upper), costs)
 
 
-def _overlapping_rows(pieces: Sequence[FileRange]) -> int:
-    """The rows of the ``pieces`` (of one range and one table, all with id statistics) whose ids overlap
-    another's: a range's cost is its rows plus these (:attr:`RangePlan.costs`).
+def _overlapping_rows(pieces: Sequence[FileRange]) -> float:
+    """What the ``pieces`` (of one range and one table, all with id statistics) whose ids overlap
+    another's cost beyond their rows (:data:`REPEATED_ROW_COST` - 1 per row): a range's cost is
+    its rows plus this (:attr:`RangePlan.costs`).
 
     Keys repeat only where pieces overlap (a sweep or a re-scoring appends files over ids already
     decided), and a range's repeated keys are the costly part of its pass (sorted and resolved:
-    the range holding the 1% re-decided keys of the 10^7-row benchmark costs 1.5-1.9x a range of
-    as many rows). Scheduling the costliest ranges first keeps one of them from running alone at
+    the range holding the 1% re-decided keys of the 10^7-row benchmark costs 1.4-1.75x per row
+    what a range of files that overlap nothing does). Scheduling the costliest ranges first keeps one of them from running alone at
     the end, and from starting on a worker whose memory earlier ranges have fragmented.
     """
     return sum(_weights(pieces)) - sum(f.rows for f in pieces)

@@ -152,18 +152,21 @@ def test_a_range_with_overlapping_files_costs_more_and_is_scheduled_first() -> N
 
     files = [_f(f"c{i:03d}", f"c{i:03d}~", 1000) for i in range(8)] + [_f("c000", "c000a", 500)]
     plan = plan_ranges([files], 4)
-    # Cut by cost, not rows: the re-decided file and the file it overlaps cost as much as three
-    # plain files, and range 0 takes no other (cut by rows it took a third: 2500 rows, cost 4000).
-    assert plan is not None and plan.rows == (1500, 2000, 2000, 3000)
-    assert plan.costs == (3000, 2000, 2000, 3000)
+    # Cut by cost, not rows: the re-decided file and the file it overlaps cost more than two plain
+    # files, and range 0 takes no other (cut by rows it took a third: 2500 rows, cost 3250).
+    assert plan is not None and plan.rows == (1500, 2000, 3000, 2000)
+    assert plan.costs == (2250, 2000, 3000, 2000)
+    # ... and starts after the ranges that cost more (it was first when its rows counted twice:
+    # 3000), before the one that costs less.
+    assert submission_order(plan.costs) == [2, 0, 1, 3]
     # A larger re-decided file: range 0 is the costliest by more than a tie, and starts first.
-    files[-1] = _f("c000", "c000a", 900)
+    files[-1] = _f("c000", "c000a", 1200)
     plan = plan_ranges([files], 4)
-    assert plan is not None and plan.costs[0] == 3800 > max(plan.costs[1:])
+    assert plan is not None and plan.costs[0] == 3300 > max(plan.costs[1:])
     assert submission_order(plan.costs)[0] == 0
     # One wide file over two later ones (each overlapping it), then disjoint files.
     plan = plan_ranges([[_f("a", "m", 10), _f("b", "c", 20), _f("d", "e", 40), _f("n", "o", 70), _f("p", "q", 70)]], 2)
-    assert plan is not None and plan.cuts == ("n",) and plan.costs == (70 + 70, 140)
+    assert plan is not None and plan.cuts == ("n",) and plan.costs == (70 + 35, 140)
 
 
 def test_two_tables_read_side_by_side_are_weighed_apart() -> None:
@@ -177,6 +180,6 @@ def test_two_tables_read_side_by_side_are_weighed_apart() -> None:
     assert plan is not None and plan.n == 8
     assert plan.costs == plan.rows  # no key repeats within either table
     assert max(plan.rows) <= 15_000 / 8 + 500  # within half a file of the share
-    # A re-decided file over the first decisions is still weighed twice, in its own table.
+    # A re-decided file over the first decisions is still weighed as such, in its own table.
     plan = plan_ranges([[*decisions, _f("c000", "c000a", 900)], scores], 8)
-    assert plan is not None and plan.costs[0] == 2 * plan.rows[0] == 3800
+    assert plan is not None and plan.costs[0] == 1.5 * plan.rows[0] == 2850
