@@ -7,10 +7,9 @@ Then, in the same run and on the same table:
 
 - floor: ``pl.scan_delta`` + group-by market × policy with count, median hours and score
   quantiles (what FACTS.md measured at about 1.3 s on 2 cores), at polars' defaults in a process
-  of its own before Ray starts and after each audit run (``ratio_runs``: each audit against the
-  floors beside it), and before and after them in a process with the allocator setting pipelines
-  gives its Ray workers (``pipelines.WORKER_MALLOC_CONF``: ``floor_worker_allocator_s``, a
-  like-for-like figure);
+  of its own right before each audit run (``ratio_runs``: each audit against its floor), and
+  before and after them in a process with the allocator setting pipelines gives its Ray workers
+  (``pipelines.WORKER_MALLOC_CONF``: ``floor_worker_allocator_s``, a like-for-like figure);
 - report: ``run_audit`` writing report.parquet and report.json (no HTML, no statements);
 - full: ``run_audit`` with index.html and statements_of_reasons.jsonl.
 
@@ -191,14 +190,14 @@ def floor(lake: Lake) -> float:
 def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
     """In a fresh process: start Ray (as a cluster would have it running), audit, read peak RSS.
 
-    The floor (polars' defaults) runs in a process of its own (best of two) before Ray starts and
-    again after each audit run, so every audit has a floor measured in the same minute: the
-    machine's speed drifts within tens of seconds, and with the floor measured only before and
-    after the audits a slow spell that held the audits and not the floors raised the ratio (2026-12-05:
-    audits of 2.56-3.23 s beside floors of 0.78-0.88 s, in runs whose other floor took 1.0-1.09 s).
-    Five floors instead of two make the best floor lower, not higher. The floor with the workers'
-    allocator setting runs before and after. The audit runs follow each other, as partitions do
-    on a busy cluster (a floor between them is a pause of a few seconds).
+    The floor (polars' defaults) runs in a process of its own (best of two) right before each
+    audit run, Ray running beside it as beside the audit: as many floors as audits, each in the
+    same minute as its audit. The machine's speed drifts within tens of seconds, and with the floor
+    measured only before and after the audits a slow spell that held the audits and not the floors
+    raised the ratio (2026-12-05: audits of 2.56-3.23 s beside floors of 0.78-0.88 s, in runs whose
+    other floor took 1.0-1.09 s). The floor with the workers' allocator setting runs before and
+    after. The audit runs follow each other, as partitions do on a busy cluster (a floor between
+    them is a pause of a few seconds).
     """
     import ray
     from _ray_rss import peak_rss_mib, start_warm_ray, worker_peaks_mib
@@ -209,12 +208,13 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         return float(_child("--floor-only", str(lake_dir), env=env)["floor_s"])
 
     ticks = cpu_times()
-    floor_runs, kept_runs = [floor_now()], [floor_now(kept)]
+    floor_runs, kept_runs = [], [floor_now(kept)]
     start_warm_ray()
     lake = open_lake(str(lake_dir))
     as_of = datetime.now(UTC)
     reports, phases = [], {}
     for i in range(repeats):
+        floor_runs.append(floor_now())
         t = time.perf_counter()
         res = run_audit(
             AuditConfig(lake=lake, out=str(lake_dir.parent / f"report{i}"), as_of=as_of), html=False, statements=False
@@ -222,7 +222,6 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         reports.append(time.perf_counter() - t)
         if reports[-1] == min(reports):
             phases = json.loads(Path(res.report_json).read_text())["timings_s"]
-        floor_runs.append(floor_now())
     worker_peak = max(worker_peaks_mib() or [0.0])
     kept_runs.append(floor_now(kept))
     out: dict[str, object] = {
@@ -237,8 +236,8 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
         "floor_s": min(floor_runs),
         "floor_runs_s": floor_runs,
         "ratio_report_to_floor": round(min(reports) / min(floor_runs), 2),
-        # Each audit against the floors just before and after it: how the ratio moves with the minute.
-        "ratio_runs": [round(r / min(floor_runs[i], floor_runs[i + 1]), 2) for i, r in enumerate(reports)],
+        # Each audit against the floor just before it: how the ratio moves with the minute.
+        "ratio_runs": [round(r / f, 2) for r, f in zip(reports, floor_runs, strict=True)],
         # What the workers' allocator setting is worth to bare polars: a like-for-like ratio.
         "floor_worker_allocator_s": min(kept_runs),
         "ratio_report_to_floor_worker_allocator": round(min(reports) / min(kept_runs), 2),
