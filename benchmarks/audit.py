@@ -17,8 +17,9 @@ Each lake is built, and each audit measured, in a fresh process of its own, so p
 (``VmHWM``) belongs to one phase: the build (batches of 1 M rows, bounded memory; null when
 ``--keep`` found the lake built), and the audit's driver and largest Ray worker over the report
 runs (the full run's, with statements, are reported apart). Ray is started, and a first audit
-run (timed apart) warms its workers, before the timings, as on a cluster. The same figures at ``--big-rows`` (default 5x), from as many audits (``--repeats``),
-show whether memory grows with the table (target: <= 1.3x).
+run (timed apart) warms its workers, before the timings, as on a cluster. The same figures at
+``--big-rows`` (default 5x), from as many audits (``--repeats``), show whether memory grows with
+the table (target: <= 1.3x).
 
 Prints progress to stderr and ONE JSON line last on stdout. Usage:
     .venv/bin/python benchmarks/audit.py [--rows 10000000] [--big-rows 50000000] [--keep DIR] [--build-only]
@@ -192,10 +193,11 @@ def measure(lake_dir: Path, *, repeats: int, full: bool) -> dict[str, object]:
 
     A first audit, timed apart (``first_report_s``), warms the workers; then the floor (polars'
     defaults) runs in a process of its own (best of two) right before each audit run, Ray running
-    beside it as beside the audit: as many floors as audits, each in the same minute as its audit. The machine's speed drifts within tens of seconds, and with the floor
-    measured only before and after the audits a slow spell that held the audits and not the floors
-    raised the ratio (2026-12-05: audits of 2.56-3.23 s beside floors of 0.78-0.88 s, in runs whose
-    other floor took 1.0-1.09 s). The floor with the workers' allocator setting runs before and
+    beside it as beside the audit: as many floors as audits, each in the same minute as its audit.
+    The machine's speed drifts within tens of seconds, and with the floor measured only before and
+    after the audits a slow spell that held the audits and not the floors raised the ratio
+    (2026-12-05: audits of 2.56-3.23 s beside floors of 0.78-0.88 s, in runs whose other floor
+    took 1.0-1.09 s). The floor with the workers' allocator setting runs before and
     after. The audit runs follow each other, as partitions do on a busy cluster (a floor between
     them is a pause of a few seconds).
     """
@@ -292,7 +294,8 @@ def main() -> int:
         "--repeats",
         type=int,
         default=4,
-        help="timed audit runs at each size, after a first one (the fastest counts; each after its floor; peaks over all)",
+        help="timed audit runs at each size, after a first one (the fastest counts; each one after a floor; "
+        "peaks over all)",
     )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--build-into", help=argparse.SUPPRESS)
