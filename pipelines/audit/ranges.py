@@ -33,8 +33,8 @@ boundary are read by both sides); beyond it, the shuffle by hash bucket is cheap
 REPEATED_ROW_COST = 1.5
 """What a row of a piece whose ids overlap another's costs, in rows of pieces that overlap
 nothing: keys repeat there, and their rows are sorted and resolved. Measured on the 10^7-row
-benchmark's range of re-decided keys, in its Ray tasks: 1.4-1.6x per row (0.41-0.53 CPU-s for
-1.1 M rows, against 0.48-0.66 for 2 M). Weighed 2x, that range came before the plain ranges of
+benchmark's range of re-decided keys, in its Ray tasks: 1.4-1.6x per row (0.38-0.53 CPU-s for
+1.1 M rows, against 0.45-0.66 for 2 M). Weighed 2x, that range came before the plain ranges of
 2 M rows in the submission order although it costs less, and the pass ended with a 2 M-row range
 alone on one core while the 1 M-row range beside it had long finished (0.3-0.5 s of a core idle
 in a 2.9 s audit)."""
