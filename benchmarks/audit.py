@@ -16,10 +16,10 @@ Then, in the same run and on the same table:
 Each lake is built, and each audit measured, in a fresh process of its own, so peak RSS
 (``VmHWM``) belongs to one phase: the build (batches of 1 M rows, bounded memory; null when
 ``--keep`` found the lake built), and the audit's driver and largest Ray worker over the report
-runs (the full run's, with statements, are reported apart). Ray is started, and a first audit
-run (timed apart) warms its workers, before the timings, as on a cluster. The same figures at
-``--big-rows`` (default 5x), from as many audits (``--repeats``), show whether memory grows with
-the table (target: <= 1.3x).
+runs and the first (the full run's, with statements, are reported apart). Ray is started, and a
+first audit run (timed apart) warms its workers, before the timings, as on a cluster. The same
+figures at ``--big-rows`` (default 5x), from as many audits (``--repeats``), show whether memory
+grows with the table (target: <= 1.3x).
 
 Prints progress to stderr and ONE JSON line last on stdout. Usage:
     .venv/bin/python benchmarks/audit.py [--rows 10000000] [--big-rows 50000000] [--keep DIR] [--build-only]
