@@ -3,13 +3,14 @@
 The Delta log keeps the smallest and largest ``content_id`` of every data file. When each file
 holds a narrow range of ids (a table clustered by ``batchjobs compact --cluster``, or one whose
 ids grow with time, so that each append covers the newest ids), the key space can be cut at
-file boundaries into ranges of about the same cost (rows, :data:`REPEATED_ROW_COST` times over for
-files whose ids overlap another's, where keys repeat and are resolved): the task of range ``[lo, hi)`` reads
-only the files whose ``[min, max]`` meets it, with the row filter ``lo <= content_id < hi``
-(pushed down to the Parquet row groups). A file larger than a range is cut at its row groups,
-whose id ranges its Parquet footer keeps (:func:`row_groups`). Every row of an item, hence of a decision key and of a
-review unit, is in exactly one range, as in a hash bucket, but nothing is shuffled: a pass costs
-one read of the table plus the per-range work, and a task holds one range.
+file boundaries into ranges of about the same cost (rows, :data:`REPEATED_ROW_COST` times over
+for files whose ids overlap another's, where keys repeat and are resolved): the task of range
+``[lo, hi)`` reads only the files whose ``[min, max]`` meets it, with the row filter
+``lo <= content_id < hi`` (pushed down to the Parquet row groups). A file larger than a range is
+cut at its row groups, whose id ranges its Parquet footer keeps (:func:`row_groups`). Every row
+of an item, hence of a decision key and of a review unit, is in exactly one range, as in a hash
+bucket, but nothing is shuffled: a pass costs one read of the table plus the per-range work, and
+a task holds one range.
 
 A table whose files each span most of the key space (ids in random order, never clustered) would
 make every task read most files; :func:`plan_ranges` then returns None and the pass falls back to
@@ -121,9 +122,10 @@ def _cuts(pieces: Sequence[tuple[FileRange, float]], n: int) -> list[str]:
 
 def _weights(table: Sequence[FileRange]) -> list[float]:
     """Per piece of one table, its expected cost in rows: its rows, :data:`REPEATED_ROW_COST` times
-    over where its ids overlap another piece's of the same table (keys repeat only there: a re-decision or a sweep
-    appended over ids already decided). Pieces of two tables read side by side (decisions and
-    scores) hold the same ids without repeating a key: they are weighed apart."""
+    over where its ids overlap another piece's of the same table (keys repeat only there: a
+    re-decision or a sweep appended over ids already decided). Pieces of two tables read side by
+    side (decisions and scores) hold the same ids without repeating a key: they are weighed
+    apart."""
     order = sorted(range(len(table)), key=lambda i: (table[i].min_id, table[i].max_id))  # type: ignore[arg-type,return-value]
     weights = [float(f.rows) for f in table]
     for i, overlaps in zip(order, _overlapping([table[i] for i in order]), strict=True):
@@ -192,8 +194,10 @@ def _overlapping_rows(pieces: Sequence[FileRange]) -> float:
     Keys repeat only where pieces overlap (a sweep or a re-scoring appends files over ids already
     decided), and a range's repeated keys are the costly part of its pass (sorted and resolved:
     the range holding the 1% re-decided keys of the 10^7-row benchmark costs 1.4-1.75x per row
-    what a range of files that overlap nothing does). Scheduling the costliest ranges first keeps one of them from running alone at
-    the end, and from starting on a worker whose memory earlier ranges have fragmented.
+    what a range of files that overlap nothing does). Scheduling the costliest ranges first keeps
+    one of them from running alone at the end, and from starting on a worker whose memory earlier
+    ranges have fragmented. Weighed within the range: a piece that overlaps another only in an
+    earlier range costs its rows here.
     """
     return sum(_weights(pieces)) - sum(f.rows for f in pieces)
 
