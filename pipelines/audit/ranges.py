@@ -196,8 +196,8 @@ def _overlapping_rows(pieces: Sequence[FileRange]) -> float:
     the range holding the 1% re-decided keys of the 10^7-row benchmark costs 1.4-1.75x per row
     what a range of files that overlap nothing does). Scheduling the costliest ranges first keeps
     one of them from running alone at the end, and from starting on a worker whose memory earlier
-    ranges have fragmented. Weighed within the range: a piece that overlaps another only in an
-    earlier range costs its rows here.
+    ranges have fragmented. Weighed within the range: a piece that overlaps another only in another
+    range costs its rows here.
     """
     return sum(_weights(pieces)) - sum(f.rows for f in pieces)
 
