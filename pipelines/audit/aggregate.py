@@ -4,8 +4,10 @@
   × language × stratum × action × automation × source × lineage (policy version, model, run id).
   One group-by on a single 64-bit key (one row hash of the key columns; the strata as small
   integer codes) instead of on ten string columns; the key columns are then gathered from one row per
-  cell. Every count in the report, for markets and for groups, is a sum over cells; the
-  estimators take their population counts from them; the lineage lists come from them.
+  cell. Every count in the report, for markets and for groups, is a sum over cells. A partition
+  sums its cells into the few projections the report reads (:func:`tallies`, :func:`populations`)
+  and ships only those: the cells are the product of every key (10^5 at 10^7 rows, and one more
+  factor with every run id or model version), the projections their sum.
 - quantiles and distinct items per group come from the partitions' summaries
   (:mod:`pipelines.audit.partial`); :class:`Aggregates` holds the merged result.
 
@@ -30,6 +32,8 @@ SCORE_QUANTILES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 HOUR_QUANTILES: dict[str, float] = {"hours_to_decision_p50": 0.5, "hours_to_decision_p90": 0.9}
 STRATUM_COLS: tuple[str, ...] = ("region_group", "score_band", "changed")
 LINEAGE_COLS: tuple[str, ...] = ("policy_version", "model_name", "model_version", "run_id")
+COUNT_KEYS: tuple[str, ...] = ("action", "automated", "source")
+"""What the report's decision counts are split by (:func:`count_rows`)."""
 AUTOMATED_COLS: dict[str, str] = {"FULLY": "fully", "PARTIALLY": "partially", "NOT_AUTOMATED": "not"}
 SOURCE_COUNT_COLS: tuple[str, ...] = (
     "model_decisions", "model_detections", "hash_matches", "hash_matches_actioned", "decisions_of_record",
@@ -45,7 +49,10 @@ FLAGGED = (pl.col("action") != "none").alias("flagged")
 class Aggregates:
     """Everything the report rows are built from (all small frames)."""
 
-    cells: pl.DataFrame
+    counts: pl.DataFrame
+    """Current decisions (``n``) per market × dims × :data:`COUNT_KEYS` (:func:`tallies`)."""
+    lineage: pl.DataFrame
+    """Current decisions (``n``) per market × dims × :data:`LINEAGE_COLS` (:func:`tallies`)."""
     market_q: pl.DataFrame
     group_q: pl.DataFrame
     dims: tuple[str, ...]
@@ -128,6 +135,14 @@ def cells_by(cells: pl.DataFrame, columns: Sequence[str], *more: pl.Expr) -> pl.
     return frame.group_by(list(dict.fromkeys(["market", *columns]))).agg(pl.col("n").sum())
 
 
+def tallies(cells: pl.DataFrame, dims: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The counts ``n`` in ``cells`` per market × ``dims`` × :data:`COUNT_KEYS` (the decision counts
+    of :func:`count_rows`) and per market × ``dims`` × :data:`LINEAGE_COLS` (:func:`lineage_rows`):
+    a partition's are a few thousand rows where its cells are 5 × 10^4 (10 MB to ship, and one sum
+    over all partitions' cells on the driver: 0.07-0.09 s at 10^7 rows)."""
+    return cells_by(cells, [*dims, *COUNT_KEYS]), cells_by(cells, [*dims, *LINEAGE_COLS])
+
+
 def populations(cells: pl.DataFrame, dims: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The estimators' population counts ``n`` in ``cells`` (:data:`~pipelines.audit.accuracy.CELL`
     with ``flagged``: an action was taken): per market × ``dims`` × cell, and per
@@ -172,7 +187,7 @@ def _source_counts(actioned: pl.Expr) -> list[pl.Expr]:
 def count_rows(agg: Aggregates, groups: Sequence[str]) -> pl.DataFrame:
     """Per region × policy (× breakdowns): decision counts by action, automation and source."""
     keys = ["region", "region_kind", *agg.dims]
-    cells = with_regions(cells_by(agg.cells, [*agg.dims, "action", "automated", "source"]), groups)
+    cells = with_regions(agg.counts, groups)
     actioned = pl.col("action") != "none"
     exprs = [pl.col("n").sum().cast(pl.Int64).alias("decisions")]
     exprs += [pl.col("n").filter(pl.col("action") == a).sum().cast(pl.Int64).alias(f"action_{a}") for a in ACTIONS]
@@ -196,7 +211,7 @@ def count_rows(agg: Aggregates, groups: Sequence[str]) -> pl.DataFrame:
 def lineage_rows(agg: Aggregates, groups: Sequence[str]) -> pl.DataFrame:
     """Per region × policy: sorted distinct policy versions, model versions and run ids."""
     keys = ["region", "region_kind", *agg.dims]
-    frame = with_regions(cells_by(agg.cells, [*agg.dims, *LINEAGE_COLS]), groups).with_columns(
+    frame = with_regions(agg.lineage, groups).with_columns(
         pl.concat_str([pl.col("model_name"), pl.col("model_version")], separator="/").alias("model")
     )
     return frame.group_by(keys).agg(

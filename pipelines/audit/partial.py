@@ -4,7 +4,8 @@ A bucket holds every decision row of its content ids (:mod:`pipelines.audit.buck
 it the current decision per key, the "changed" flag per review unit and the distinct items per
 group are exact. A bucket returns:
 
-- ``cells``: counts per report cell (:func:`pipelines.audit.aggregate.cells_of`): summed exactly;
+- ``counts`` and ``lineage``: its report cells (:func:`pipelines.audit.aggregate.cells_of`) summed
+  into what the report reads of them (:func:`pipelines.audit.aggregate.tallies`): summed exactly;
 - per market × breakdown, a quantile summary of scores and of hours to decision
   (:mod:`pipelines.audit.quantiles`): merged in bucket order, exact while small;
 - distinct items per group × breakdown: summed exactly (an item lives in one bucket);
@@ -53,7 +54,10 @@ class BucketArgs:
 
 @dataclass
 class Partial:
-    cells: list[pl.DataFrame] = field(default_factory=list)
+    counts: list[pl.DataFrame] = field(default_factory=list)
+    """Current decisions per market × dims × action, automation and source."""
+    lineage: list[pl.DataFrame] = field(default_factory=list)
+    """Current decisions per market × dims × policy version, model and run id."""
     summaries: dict[QKey, tuple[Summary, Summary]] = field(default_factory=dict)
     items: list[pl.DataFrame] = field(default_factory=list)
     labelled: list[pl.DataFrame] = field(default_factory=list)
@@ -88,14 +92,23 @@ class Partial:
         self.__dict__.update(state)
 
 
-_FRAMES = ("cells", "items", "labelled", "sor_rows", "decided_letters", "populations", "language_populations")
+_FRAMES = (
+    "counts",
+    "lineage",
+    "items",
+    "labelled",
+    "sor_rows",
+    "decided_letters",
+    "populations",
+    "language_populations",
+)
 """The fields of :class:`Partial` that hold lists of frames."""
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:
-    """``frame`` as an Arrow IPC stream with plain strings (compat level oldest): a partition's
-    cells (50 k rows of a dozen short strings) serialize in 9 ms and 9.7 MB this way, against
-    24 ms and 12 MB as pickled polars frames (string views), and read back in 11 ms against 17."""
+    """``frame`` as an Arrow IPC stream with plain strings (compat level oldest): 50 k rows of a
+    dozen short strings serialize in 9 ms and 9.7 MB this way, against 24 ms and 12 MB as pickled
+    polars frames (string views), and read back in 11 ms against 17."""
     buf = io.BytesIO()
     frame.write_ipc(buf, compat_level=pl.CompatLevel.oldest())
     return buf.getvalue()
@@ -130,8 +143,11 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         live = in_period if live is None else live & in_period
     dims = list(a.dims)
     cells = ag.cells_of(rows, marks, dims, live=live)
-    out.cells.append(cells)
+    counts, lineage = ag.tallies(cells, dims)
     by_market, by_language = ag.populations(cells, dims)
+    del cells  # only its sums leave the partition
+    out.counts.append(counts)
+    out.lineage.append(lineage)
     out.populations.append(by_market)
     out.language_populations.append(by_language)
     # One group-by into lists per market × dims, on a 64-bit hash of the group (cheaper than on the
@@ -241,8 +257,8 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
     """Merge bucket partials in the order given (bucket order: the merge is deterministic).
 
     ``merge=False``: leave the quantile summaries in ``runs`` for :func:`merge_runs`, the costliest
-    part of a fold, and the cells unsummed (:func:`final_cells` sums them), for the caller to do
-    beside other work (the root's fold: the estimators need only the population counts).
+    part of a fold, for the caller to do beside other work (the root's fold: the estimators need
+    only the population counts).
     """
     acc = Partial()
     runs = acc.runs
@@ -256,19 +272,13 @@ def fold(partials: Iterable[Partial], *, merge: bool = True) -> Partial:
             getattr(acc, name).extend(getattr(p, name))
         acc.statement_parts += p.statement_parts
         acc.statements_written += p.statements_written
-        # Keep the list of frames short while folding. One sum at the end costs least: summing
-        # as the partials arrive cost 3x as much (0.15 against 0.05 s for the 6 partitions of a
-        # 10^7-row audit: the growing sum is grouped again each time).
-        if len(acc.cells) > 16:
-            acc.cells = [_sum_cells(acc.cells)]
 
     if merge:
         merge_runs(acc)
-        # A merged partial is as compact as one partition's (one frame of cells and of items): the
-        # partials the driver folds stay the same size whatever the number of partitions.
-        if len(acc.cells) > 1:
-            acc.cells = [_sum_cells(acc.cells)]
-    for name, value in (("items", "items"), ("populations", "n"), ("language_populations", "n")):
+    # A merged partial is as compact as one partition's (one frame of each kind of counts): the
+    # partials the driver folds stay the same size whatever the number of partitions.
+    summed = ("counts", "n"), ("lineage", "n"), ("items", "items"), ("populations", "n"), ("language_populations", "n")
+    for name, value in summed:
         frames = getattr(acc, name)
         if len(frames) > 1:
             setattr(acc, name, [_summed(frames, value)])
@@ -299,30 +309,14 @@ def _summed(frames: Sequence[pl.DataFrame], value: str) -> pl.DataFrame:
 
 
 def population_counts(p: Partial) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The population counts of ``p`` (per market, per language) summed over its partitions: a
-    fold leaves one summed frame of each (:func:`fold`), as does a lone partition
-    (:func:`pipelines.audit.aggregate.populations`), which is not summed again."""
-    by_market, by_language = (f[0] if len(f) == 1 else _summed(f, "n") for f in (p.populations, p.language_populations))
-    return by_market, by_language
+    """The population counts of ``p`` (per market, per language) summed over its partitions."""
+    return _one(p.populations, "n"), _one(p.language_populations, "n")
 
 
-def _sum_cells(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
-    """Cells summed by their 64-bit key ``__g`` (:func:`pipelines.audit.aggregate.cells_of`): one
-    group-by on an integer instead of on a dozen string columns; the other columns are the same
-    within a cell. In no particular order (:func:`final_cells` sorts)."""
-    frame = pl.concat(frames, how="vertical_relaxed")
-    others = [c for c in frame.columns if c not in ("__g", "n")]
-    # Same column order as a bucket's cells: folded and fresh cells are concatenated by position.
-    return frame.group_by("__g").agg(pl.col(others).first(), pl.col("n").sum()).select(frame.columns)
-
-
-def final_cells(p: Partial, *, ordered: bool = True) -> pl.DataFrame:
-    """The report's cells: summed, without ``__g``, sorted by every key (a deterministic order).
-    ``ordered=False``: in no particular order (for sums, which do not depend on it)."""
-    if not p.cells:
-        return pl.DataFrame()
-    frame = (_sum_cells(p.cells) if len(p.cells) > 1 else p.cells[0]).drop("__g")
-    return frame.sort([c for c in frame.columns if c != "n"], nulls_last=True) if ordered else frame
+def _one(frames: Sequence[pl.DataFrame], value: str) -> pl.DataFrame:
+    """``frames`` of counts summed into one: a fold leaves one summed frame of each kind
+    (:func:`fold`), as does a lone partition, which is not summed again."""
+    return frames[0] if len(frames) == 1 else _summed(frames, value)
 
 
 def _q_row(s: Summary, h: Summary) -> dict[str, float | None]:
@@ -340,13 +334,10 @@ def _float32_digits(value: float | None) -> float | None:
     return None if value is None else float(str(np.float32(value)))
 
 
-def aggregates(
-    p: Partial, *, dims: Sequence[str], groups: Sequence[str], schema: pl.Schema, cells: pl.DataFrame | None = None
-) -> ag.Aggregates:
-    """The report's :class:`~pipelines.audit.aggregate.Aggregates` from the merged partials
-    (``cells``: :func:`final_cells` of ``p``, when the caller has them)."""
+def aggregates(p: Partial, *, dims: Sequence[str], groups: Sequence[str], schema: pl.Schema) -> ag.Aggregates:
+    """The report's :class:`~pipelines.audit.aggregate.Aggregates` from the merged partials."""
     dims = list(dims)
-    cells = final_cells(p) if cells is None else cells
+    counts, lineage = (_one(getattr(p, name), "n") for name in ("counts", "lineage"))
     keys = sorted(p.summaries, key=lambda k: tuple(str(x) for x in k))
     market_rows = [{**dict(zip(["region", *dims], key, strict=True)), **_q_row(*p.summaries[key])} for key in keys]
     group_rows = []
@@ -375,4 +366,4 @@ def aggregates(
         group_q = group_q.join(items, on=["region", *dims], how="left")
     else:
         group_q = group_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("items"))
-    return ag.Aggregates(cells=cells, market_q=market_q, group_q=group_q, dims=tuple(dims))
+    return ag.Aggregates(counts=counts, lineage=lineage, market_q=market_q, group_q=group_q, dims=tuple(dims))

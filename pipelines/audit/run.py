@@ -32,7 +32,6 @@ from pipelines.audit.partial import (
     BucketArgs,
     aggregates,
     audit_bucket,
-    final_cells,
     fold,
     merge_runs,
     population_counts,
@@ -244,8 +243,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         combine=fold, root=functools.partial(fold, merge=False),
     )  # fmt: skip
     clock.lap("current_decisions")
-    # The estimators' inputs come summed by the partitions (a few thousand rows): the estimators
-    # start before the cells are summed.
+    # The estimators' inputs come summed by the partitions (a few thousand rows each).
     by_market, by_language = population_counts(merged)
     unit_cols = list(dict.fromkeys(["content_id", "market", *dims, "language", *ag.STRATUM_COLS, "action"]))
     labelled = (
@@ -275,11 +273,8 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
         draws=config.draws, seed=config.seed, on_ray=on_ray,
     )  # fmt: skip
     del by_market, by_language
-    # In no particular order: every figure drawn from the cells is a sum of integer counts or a
-    # sorted set (the same in any order), and sorting 10^5 cells costs 0.07 s.
-    cells = final_cells(merged, ordered=False)
     merge_runs(merged)
-    agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema), cells=cells)
+    agg = aggregates(merged, dims=dims, groups=GROUPS, schema=pl.Schema(spec.schema))
     clock.lap("aggregate")
     if config.markets or config.policies:
         # Decided in any market or policy, not only the reported ones: a filtered scan.
@@ -392,8 +387,7 @@ def _lineage(
     labelled_rows: int,
     labelled: int,
 ) -> dict[str, object]:
-    # Distinct values first: the cells are 10^5 rows at 10^7 decisions, their lineage a handful.
-    lineage = agg.cells.select(*ag.LINEAGE_COLS).unique()
+    lineage = agg.lineage.select(*ag.LINEAGE_COLS).unique()
     used = sorted(set(lineage["policy_version"].to_list()))
     models = lineage.select(pl.concat_str("model_name", "model_version", separator="/")).to_series()
     return {

@@ -90,7 +90,7 @@ def test_pinning_by_binary_search_equals_the_history_walk(tmp_path: object) -> N
 
 def test_folding_many_bucket_partials_equals_one_bucket() -> None:
     """More partials than the driver keeps unmerged (16): counts, quantiles and items are unchanged."""
-    from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, fold
+    from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, fold, population_counts
 
     rows = _decisions(n_items=1500)
     args = BucketArgs(
@@ -103,11 +103,16 @@ def test_folding_many_bucket_partials_equals_one_bucket() -> None:
     )
     schema = rows.schema
 
-    def agg(buckets: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    def agg(buckets: int) -> tuple[pl.DataFrame, ...]:
         parts = [audit_bucket(rows.filter(bucket_expr(buckets) == b), args) for b in range(buckets)]
-        a = aggregates(fold(parts), dims=["policy_id"], groups=["EU", "GLOBAL"], schema=schema)
-        keys = [c for c in a.cells.columns if c != "n"]
-        return a.cells.sort(keys), a.market_q.sort("region", "policy_id"), a.group_q.sort("region", "policy_id")
+        merged = fold(parts)
+        a = aggregates(merged, dims=["policy_id"], groups=["EU", "GLOBAL"], schema=schema)
+        counts = [a.counts, a.lineage, *population_counts(merged)]
+        return (
+            *(c.sort(c.columns) for c in counts),
+            a.market_q.sort("region", "policy_id"),
+            a.group_q.sort("region", "policy_id"),
+        )
 
     one, many = agg(1), agg(23)
     for a, b in zip(one, many, strict=True):
@@ -173,16 +178,21 @@ def test_bucket_with_superseded_rows_marked_equals_them_dropped(
 
     def result() -> tuple[object, ...]:
         p = partial.audit_bucket(rows, args)
-        cells = p.cells[0].drop("__g")
+        counts, lineage, by_market, by_language = (
+            f[0].sort(f[0].columns) for f in (p.counts, p.lineage, p.populations, p.language_populations)
+        )
         summaries = {
             k: (s.quantiles([0.1, 0.5, 0.9]), h.quantiles([0.5]), s.n, h.n) for k, (s, h) in p.summaries.items()
         }
         return (
-            cells.sort(cells.columns),
+            counts,
             summaries,
             p.items[0].sort(p.items[0].columns),
             p.labelled[0].sort("content_id", "market", "policy_id"),
             p.sor_rows[0].sort("content_id", "market", "policy_id"),
+            lineage,
+            by_market,
+            by_language,
         )
 
     marked = result()
@@ -190,7 +200,7 @@ def test_bucket_with_superseded_rows_marked_equals_them_dropped(
     dropping = partial.current_marks
     monkeypatch.setattr(partial, "current_marks", lambda *a, **k: dropping(*a, **{**k, "mark": False}))
     dropped = result()
-    assert marked[0].equals(dropped[0]) and marked[0]["n"].sum() > 0  # type: ignore[union-attr,index]
+    assert marked[0].equals(dropped[0]) and marked[0]["n"].sum() > 0  # type: ignore[attr-defined,index]
     assert marked[1] == dropped[1]
     for a, b in zip(marked[2:], dropped[2:], strict=True):
         assert a.columns == b.columns and a.equals(b)  # type: ignore[attr-defined]
@@ -199,7 +209,7 @@ def test_bucket_with_superseded_rows_marked_equals_them_dropped(
 
 def test_a_partial_ships_and_arrives_whole() -> None:
     """A partition's partial pickled (as Ray ships it, summaries packed) and unpickled equals the
-    original: summaries, cells, items and labelled rows."""
+    original: summaries, counts, items and population counts."""
     import pickle
 
     from pipelines.audit.partial import BucketArgs, audit_bucket
@@ -216,7 +226,9 @@ def test_a_partial_ships_and_arrives_whole() -> None:
         s2, h2 = back.summaries[key]
         assert s.quantiles([0.1, 0.5, 0.99]) == s2.quantiles([0.1, 0.5, 0.99]) and s.n == s2.n
         assert h.quantiles([0.5, 0.9]) == h2.quantiles([0.5, 0.9]) and h.n == h2.n
-    assert back.cells[0].equals(p.cells[0]) and back.items[0].equals(p.items[0]) and back.rows == p.rows
+    for name in ("counts", "lineage", "items", "populations", "language_populations"):
+        assert getattr(back, name)[0].equals(getattr(p, name)[0])
+    assert back.rows == p.rows
 
 
 def test_distinct_items_per_group_count_an_item_once_whatever_its_markets() -> None:
