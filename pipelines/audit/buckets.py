@@ -60,6 +60,9 @@ class PinnedFiles:
     last_decided: tuple[object, ...] = ()
     """Per file, its largest ``decided_at`` from the log's statistics (None: unknown; empty: the
     table has no such column)."""
+    constants: tuple[frozenset[tuple[str, str]], ...] = ()
+    """Per file, (column, value) for each string column whose every row holds that one value, by
+    the log's statistics (:func:`constant_columns`; empty: none known)."""
 
     @property
     def total_rows(self) -> int:
@@ -87,6 +90,7 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
     counts = [int(n) if isinstance(n, int) else 0 for n in column("num_records")]
     lows, highs, nulls = column("min.content_id"), column("max.content_id"), column("null_count.content_id")
     last = dict(zip(paths, column("max.decided_at"), strict=True)) if "max.decided_at" in names else {}
+    constants = _constants(actions, names, paths)
     stats = {
         p: FileRange(_id(lo), _id(hi), n, bool(z))
         for p, n, lo, hi, z in zip(paths, counts, lows, highs, nulls, strict=True)
@@ -112,7 +116,48 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
         tuple(per_uri[i] for i in order),
         tuple(values.get(matched[i] or "", ()) for i in order) if keys else (),
         tuple(last.get(matched[i] or "") for i in order) if last else (),
+        tuple(constants.get(matched[i] or "", frozenset()) for i in order),
     )
+
+
+EXACT_STAT_BYTES = 32
+"""A string statistic shorter than this is taken as exact: writers truncate longer ones (delta-rs
+at 64 characters, Spark's data skipping at 32), and a truncated minimum may equal a truncated
+maximum of different values."""
+
+
+def _constants(actions: Any, names: set[str], paths: list[str]) -> dict[str, frozenset[tuple[str, str]]]:
+    """Per path, the string columns whose statistics say every row holds one value: minimum equal
+    to maximum (exact: shorter than :data:`EXACT_STAT_BYTES`) and no null."""
+    out: dict[str, set[tuple[str, str]]] = {p: set() for p in paths}
+    for name in names:
+        if not name.startswith("min."):
+            continue
+        col = name[4:]
+        if f"max.{col}" not in names or f"null_count.{col}" not in names:
+            continue
+        lows = actions.column(name).to_pylist()
+        if not any(isinstance(v, str) for v in lows):
+            continue
+        highs, nulls = actions.column(f"max.{col}").to_pylist(), actions.column(f"null_count.{col}").to_pylist()
+        for p, lo, hi, z in zip(paths, lows, highs, nulls, strict=True):
+            if isinstance(lo, str) and lo == hi and z == 0 and len(lo.encode()) < EXACT_STAT_BYTES:
+                out[p].add((col, lo))
+    return {p: frozenset(v) for p, v in out.items()}
+
+
+def constant_columns(pinned: PinnedFiles, files: Iterable[int]) -> frozenset[str]:
+    """The string columns that hold one and the same value in every row of ``files`` (by the log's
+    statistics: a file without them holds none). A partition whose rows share a column's value
+    can leave that column out of its group-by keys."""
+    if len(pinned.constants) != len(pinned.files):
+        return frozenset()
+    common: frozenset[tuple[str, str]] | None = None
+    for i in files:
+        common = pinned.constants[i] if common is None else common & pinned.constants[i]
+        if not common:
+            return frozenset()
+    return frozenset(c for c, _ in common or ())
 
 
 def _id(value: object) -> str | None:
@@ -197,14 +242,14 @@ def split_files(spec: ReadSpec, lo: int, hi: int, n_buckets: int) -> list[pl.Dat
 
 
 def _reduce(
-    fn: Callable[..., Any], args: tuple[Any, ...], bucket: int | None, sizes: tuple[int, ...], *frames: pl.DataFrame
+    call: Call, bucket: int, constants: Sequence[frozenset[str]], sizes: tuple[int, ...], *frames: pl.DataFrame
 ) -> Any:
-    """Reduce step: one frame per table (the bucket's rows from every map task), then ``fn``."""
+    """Reduce step: one frame per table (the bucket's rows from every map task), then ``call``."""
     tables, i = [], 0
     for n in sizes:
         tables.append(concat(frames[i : i + n]))
         i += n
-    return fn(*tables, *args) if bucket is None else fn(*tables, bucket, *args)
+    return call(tables, bucket, constants)
 
 
 def use_ray_for(rows: int) -> bool:
@@ -233,6 +278,7 @@ def map_reduce(
     use_ray: bool | None = None,
     buckets: int | None = None,
     pass_bucket: bool = False,
+    pass_constants: bool = False,
     combine: Callable[[Iterable[Any]], Any] | None = None,
     root: Callable[[Iterable[Any]], Any] | None = None,
 ) -> Iterator[Any]:
@@ -242,6 +288,9 @@ def map_reduce(
     and computed when the iterator reaches it.
 
     ``pass_bucket``: call ``fn(rows..., bucket, *args)`` instead (the bucket's number).
+
+    ``pass_constants``: also pass ``constants=``, per table the columns that hold one value in
+    all the partition's rows (:func:`constant_columns` of the files it reads).
 
     ``specs``: one table or several read side by side (every table split by the same hash of
     content_id, so a bucket gets the same ids from each). Partials are yielded one at a time
@@ -260,16 +309,17 @@ def map_reduce(
     n = buckets or n_buckets_for(rows)
     use_ray = runs_on_ray(specs, use_ray)
     plan = plan_ranges([_pieces(s.pinned, rows // n) for s in specs], n) if n > 1 else None
+    call = Call(fn, args, pass_bucket, pass_constants)
     if not use_ray:
         # In this process, one partition at a time as the caller asks for them.
-        return _local(specs, plan, n, fn, args, pass_bucket, combine, root)
+        return _local(specs, plan, n, call, combine, root)
 
     # On Ray every task is submitted now, before the first partial is asked for: the caller
     # may do other work (start its tracking run) while they run.
     def submit() -> list[Any]:
         if plan is not None:
-            return _by_range(specs, plan, fn, args, pass_bucket)
-        return _on_ray(specs, fn, args, n, pass_bucket)
+            return _by_range(specs, plan, call)
+        return _on_ray(specs, call, n)
 
     refs = submit()
     if combine is None:
@@ -279,30 +329,54 @@ def map_reduce(
     return tree_on_ray(refs, combine, root or combine, resubmit=submit)
 
 
+@dataclass(frozen=True)
+class Call:
+    """What each partition calls, and with what: ``fn(*tables, [partition,] *args, [constants=])``
+    (:func:`map_reduce`)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    bucket: bool
+    """Pass the partition's number after its tables."""
+    constants: bool
+    """Pass ``constants=``: per table, the columns that hold one value in all the partition's rows."""
+
+    def __call__(self, tables: Sequence[pl.DataFrame], partition: int, constants: Sequence[frozenset[str]]) -> Any:
+        head = (*tables, partition) if self.bucket else tuple(tables)
+        if self.constants:
+            return self.fn(*head, *self.args, constants=tuple(constants))
+        return self.fn(*head, *self.args)
+
+
 def _local(
     specs: tuple[ReadSpec, ...],
     plan: RangePlan | None,
     n: int,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    pass_bucket: bool,
+    call: Call,
     combine: Callable[[Iterable[Any]], Any] | None,
     root: Callable[[Iterable[Any]], Any] | None = None,
 ) -> Iterator[Any]:
     if plan is not None:
-        parts: Iterator[Any] = (_range_task(specs, plan, r, fn, args, pass_bucket) for r in range(plan.n))
+        parts: Iterator[Any] = (_range_task(specs, plan, r, call) for r in range(plan.n))
     else:
+        constants = _whole_table_constants(specs)
         parts = (
             _reduce(
-                fn,
-                args,
-                b if pass_bucket else None,
+                call,
+                b,
+                constants,
                 (1,) * len(specs),
                 *[read_files(s, 0, len(s.pinned.files), bucket=(b, n)) for s in specs],
             )
             for b in range(n)
         )
     yield from (parts if combine is None else [tree_local(parts, combine, root or combine)])
+
+
+def _whole_table_constants(specs: Sequence[ReadSpec]) -> tuple[frozenset[str], ...]:
+    """Per table, the columns that hold one value in all its files: a hash bucket gets rows of
+    every file."""
+    return tuple(constant_columns(s.pinned, range(len(s.pinned.files))) for s in specs)
 
 
 def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]:
@@ -317,12 +391,11 @@ def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]
     return out
 
 
-def _range_task(
-    specs: tuple[ReadSpec, ...], plan: RangePlan, r: int, fn: Callable[..., Any], args: tuple[Any, ...], bucket: bool
-) -> Any:
-    """One range: read its rows from the files that meet it, then ``fn``."""
+def _range_task(specs: tuple[ReadSpec, ...], plan: RangePlan, r: int, call: Call) -> Any:
+    """One range: read its rows from the files that meet it, then ``call`` them."""
     tables = [read_some(s, plan.reads[k][r], _range_where(s, plan, r, plan.reads[k][r])) for k, s in enumerate(specs)]
-    return fn(*tables, *args) if not bucket else fn(*tables, r, *args)
+    constants = [constant_columns(s.pinned, plan.reads[k][r]) for k, s in enumerate(specs)] if call.constants else []
+    return call(tables, r, constants)
 
 
 def _range_where(spec: ReadSpec, plan: RangePlan, r: int, files: Sequence[int]) -> pl.Expr | None:
@@ -334,13 +407,7 @@ def _range_where(spec: ReadSpec, plan: RangePlan, r: int, files: Sequence[int]) 
     return plan.where(r)
 
 
-def _by_range(
-    specs: tuple[ReadSpec, ...],
-    plan: RangePlan,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    pass_bucket: bool,
-) -> list[Any]:
+def _by_range(specs: tuple[ReadSpec, ...], plan: RangePlan, call: Call) -> list[Any]:
     """One Ray task per range of ``plan`` (no shuffle); returns their result references in order."""
     import ray
 
@@ -348,10 +415,10 @@ def _by_range(
 
     connect(None)
     task = ray.remote(max_retries=3)(_range_task)
-    ref_specs, ref_plan, ref_args = ray.put(specs), ray.put(plan), ray.put(args)
+    ref_specs, ref_plan, ref_call = ray.put(specs), ray.put(plan), ray.put(call)
     refs: list[Any] = [None] * plan.n
     for r in submission_order(plan.costs):
-        refs[r] = task.remote(ref_specs, ref_plan, r, fn, ref_args, pass_bucket)
+        refs[r] = task.remote(ref_specs, ref_plan, r, ref_call)
     return refs
 
 
@@ -367,9 +434,7 @@ def submission_order(costs: Sequence[int]) -> list[int]:
     return [r for group in groups for r in sorted(group, key=lambda r: -costs[r])]
 
 
-def _on_ray(
-    specs: tuple[ReadSpec, ...], fn: Callable[..., Any], args: tuple[Any, ...], n: int, pass_bucket: bool
-) -> list[Any]:
+def _on_ray(specs: tuple[ReadSpec, ...], call: Call, n: int) -> list[Any]:
     """Map tasks split file groups by hash bucket; one reduce task per bucket; returns the reduce
     tasks' result references in bucket order."""
     import ray
@@ -387,11 +452,11 @@ def _on_ray(
         if n == 1:  # num_returns=1 gives one ref to the list, not a list of refs
             maps = [[m] for m in maps]
         per_table.append(maps)
-    ref_args = ray.put(args)
+    ref_call = ray.put(call)
+    constants = _whole_table_constants(specs) if call.constants else ()
     sizes = tuple(len(maps) for maps in per_table)
     reduces = [
-        reduce.remote(fn, ref_args, b if pass_bucket else None, sizes, *[m[b] for maps in per_table for m in maps])
-        for b in range(n)
+        reduce.remote(ref_call, b, constants, sizes, *[m[b] for maps in per_table for m in maps]) for b in range(n)
     ]
     del per_table
     return reduces

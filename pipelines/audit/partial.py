@@ -122,8 +122,11 @@ def _hours() -> pl.Expr:
     return hours.cast(pl.Float32)
 
 
-def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
-    """Everything the report needs from one bucket's decision rows (decided before ``a.before``)."""
+def audit_bucket(rows: pl.DataFrame, a: BucketArgs, *, constants: Sequence[frozenset[str]] = ()) -> Partial:
+    """Everything the report needs from one bucket's decision rows (decided before ``a.before``).
+
+    ``constants``: (one table) the columns that hold one value in every row, by the tables'
+    statistics (:func:`pipelines.audit.buckets.constant_columns`): left out of the cells' key."""
     out = Partial(rows=rows.height)
     if a.letter_ids.len():
         ids = rows.select("content_id")
@@ -142,7 +145,7 @@ def audit_bucket(rows: pl.DataFrame, a: BucketArgs) -> Partial:
         in_period = rows["decided_at"] >= a.start
         live = in_period if live is None else live & in_period
     dims = list(a.dims)
-    cells = ag.cells_of(rows, marks, dims, live=live)
+    cells = ag.cells_of(rows, marks, dims, live=live, constant=constants[0] if constants else frozenset())
     counts, lineage = ag.tallies(cells, dims)
     by_market, by_language = ag.populations(cells, dims)
     del cells  # only its sums leave the partition

@@ -239,7 +239,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # The root leaves its quantile summaries unmerged: they are merged below, while the
     # estimators (which need only the cells and the labels) run on the cluster.
     (merged,) = map_reduce(
-        spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets,
+        spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, pass_constants=True,
         combine=fold, root=functools.partial(fold, merge=False),
     )  # fmt: skip
     clock.lap("current_decisions")

@@ -292,3 +292,27 @@ def test_partitions_are_submitted_group_by_group_largest_first_within_each() -> 
     for lo in range(0, len(rows), FAN_IN):
         sizes = [rows[r] for r in order[lo : lo + FAN_IN]]
         assert sizes == sorted(sizes, reverse=True)
+
+
+def test_columns_known_constant_leave_the_partition_result_unchanged() -> None:
+    """A partition told which columns hold one value (the files' statistics) leaves them out of
+    its cells' key: every sum it returns is the same."""
+    from pipelines.audit.partial import BucketArgs, audit_bucket
+
+    rows = _decisions(n_items=600, seed=11)
+    args = BucketArgs(
+        before=T0 + timedelta(days=10), start=None, dims=("policy_id",), groups=("EU", "GLOBAL"),
+        unit_ids=pl.Series("__i", [], dtype=pl.UInt64), letter_ids=pl.Series("content_id", [], dtype=pl.String),
+    )  # fmt: skip
+    one_value = frozenset(c for c in rows.columns if rows[c].dtype == pl.String and rows[c].n_unique() == 1)
+    assert {"run_id", "model_name", "source"} <= one_value and "model_version" not in one_value
+    plain, told = audit_bucket(rows, args), audit_bucket(rows, args, constants=(one_value,))
+    for name in ("counts", "lineage", "items", "populations", "language_populations"):
+        a, b = getattr(plain, name)[0], getattr(told, name)[0]
+        assert a.sort(a.columns).equals(b.sort(b.columns)) and a.height > 0, name
+    assert {k: (s.n, h.n) for k, (s, h) in plain.summaries.items()} == {
+        k: (s.n, h.n) for k, (s, h) in told.summaries.items()
+    }
+    # The statistics must be right: a column that varies, taken for constant, merges cells.
+    wrong = audit_bucket(rows, args, constants=(one_value | {"model_version"},))
+    assert not wrong.lineage[0].sort(wrong.lineage[0].columns).equals(plain.lineage[0].sort(plain.lineage[0].columns))

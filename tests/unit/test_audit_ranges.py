@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from pipelines.audit.buckets import ReadSpec, map_reduce, pinned_files
+from pipelines.audit.buckets import ReadSpec, constant_columns, map_reduce, pinned_files
 from pipelines.audit.ranges import FileRange, plan_ranges
 
 
@@ -183,3 +183,58 @@ def test_two_tables_read_side_by_side_are_weighed_apart() -> None:
     # A re-decided file over the first decisions is still weighed as such, in its own table.
     plan = plan_ranges([[*decisions, _f("c000", "c000a", 900)], scores], 8)
     assert plan is not None and plan.costs[0] == 1.5 * plan.rows[0] == 2850
+
+
+def test_constant_columns_come_from_exact_statistics_and_agree_across_files(tmp_path: Path) -> None:
+    """A column counts as holding one value in a set of files only where every file's statistics
+    say so (minimum = maximum, no null, short enough not to be truncated) with the same value."""
+    uri = str(tmp_path / "t")
+    long = "v" * 40  # statistics of 32 bytes or more may be truncated prefixes: never trusted
+    files = [
+        {"model": ["a", "a"], "run": ["r1", "r1"], "lang": ["en", None], "long": [long, long], "n": [1, 2]},
+        {"model": ["a", "a"], "run": ["r2", "r2"], "lang": ["de", "de"], "long": [long, long], "n": [3, 4]},
+        {"model": ["a", "b"], "run": ["r2", "r2"], "lang": ["de", "de"], "long": [long, long], "n": [5, 6]},
+    ]
+    for f in files:
+        write_deltalake(uri, pl.DataFrame(f).to_arrow(), mode="append")
+    pinned = pinned_files(uri, DeltaTable(uri).version())
+    # The log lists files in no particular order: each is known by what it holds.
+    kind = {("model" in dict(c), dict(c).get("run")): i for i, c in enumerate(pinned.constants)}
+    first, second, third = kind[True, "r1"], kind[True, "r2"], kind[False, "r2"]
+    assert dict(pinned.constants[first]) == {"model": "a", "run": "r1"}  # lang has a null; long is too long
+    assert dict(pinned.constants[second]) == {"model": "a", "run": "r2", "lang": "de"}
+    assert dict(pinned.constants[third]) == {"run": "r2", "lang": "de"}
+    assert constant_columns(pinned, [first, second]) == {"model"}  # run differs: r1 against r2
+    assert constant_columns(pinned, [second, third]) == {"run", "lang"}
+    assert constant_columns(pinned, range(3)) == frozenset()
+
+
+@pytest.mark.parametrize("clustered", [True, False])
+@pytest.mark.parametrize("buckets", [1, 3, 5])
+def test_a_partition_is_told_only_of_columns_constant_in_its_rows(
+    tmp_path: Path, clustered: bool, buckets: int
+) -> None:
+    # Six appends of ids in order (or shuffled), ``run`` one value per append, the same for two
+    # appends in a row; a small tail over every id.
+    rng = np.random.default_rng(5)
+    uri = str(tmp_path / "t")
+    ids = np.array([f"i{n:06d}" for n in range(6000)])
+    if not clustered:
+        rng.shuffle(ids)
+    for k, part in enumerate(np.array_split(ids, 6)):
+        write_deltalake(uri, pl.DataFrame({"content_id": part, "run": f"r{k // 2}"}).to_arrow(), mode="append")
+    write_deltalake(uri, pl.DataFrame({"content_id": rng.choice(ids, 40), "run": "r2"}).to_arrow(), mode="append")
+    pinned = pinned_files(uri, DeltaTable(uri).version())
+    spec = ReadSpec(pinned, {"content_id": pl.String(), "run": pl.String()})
+
+    def seen(rows: pl.DataFrame, *, constants: tuple[frozenset[str], ...]) -> tuple[int, bool, frozenset[str]]:
+        return rows.height, rows["run"].n_unique() == 1 and not rows["run"].null_count(), constants[0]
+
+    parts = list(map_reduce(spec, seen, use_ray=False, buckets=buckets, pass_constants=True))
+    assert sum(n for n, _, _ in parts) == pinned.total_rows
+    for _, one_value, constants in parts:
+        assert constants <= {"run"} and ("run" not in constants or one_value)
+    # Clustered in 2 ranges and more, some range reads only appends of one run.
+    assert any(constants == {"run"} for _, _, constants in parts) == (
+        clustered and buckets > 1 and pinned.constants != ()
+    )
