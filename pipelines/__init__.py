@@ -14,23 +14,32 @@ if _IN_RAY_WORKER and "POLARS_MAX_THREADS" not in _os.environ:
     # 4.7 s with one polars thread per worker, 5.1 s with two.
     _os.environ["POLARS_MAX_THREADS"] = _os.environ.get("OMP_NUM_THREADS", "1")
 
-WORKER_MALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:10000,oversize_threshold:0,narenas:1"
+WORKER_MALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:10000,oversize_threshold:0"
 """What a Ray worker adds to polars' allocator settings (``$TRUSTBATCH_WORKER_MALLOC_CONF``;
 empty: polars' own). polars gives its jemalloc freed pages back to the system after 0.5-1 s,
 and jemalloc returns blocks of 8 MiB or more (a column of a 2 M-row range) at once; a worker
 that runs task after task then faults in all its memory again in each task (measured: a 2 M-row
 audit range 110-280 k page faults and twice the CPU time of the next range, every audit).
 jemalloc's stock decay (10 s) for every size keeps them while tasks follow each other and
-still returns them to the system when the worker idles. One arena for all the worker's threads
-(the task's and polars' pool): with one per thread, pages one thread freed were kept for it
-alone, and a worker running range after range held two tasks' worth (the 5 x 10^7-row audit's
-largest worker peaked at 1,169-1,236 MiB after 26-52 ranges, 1,003-1,058 after 18 at 10^7;
-with one arena 1,051 and 942-960; no slower, its threads rarely allocate at once)."""
+still returns them to the system when the worker idles."""
+
+WORKER_ONE_ARENA = "narenas:1"
+"""Put before :data:`WORKER_MALLOC_CONF` in a worker that runs one polars thread (the jobs'
+tasks): one jemalloc arena for the task's thread and polars' pool thread. jemalloc gives threads
+arenas of their own (four per CPU), and the pages one thread freed waited, 10 s, for that
+thread's arena alone: a worker running range after range came to hold two ranges' worth (the
+5 x 10^7-row audit's largest worker peaked at 1,169-1,236 MiB after 26-52 ranges, 1,003-1,058
+after 18 at 10^7; with one arena 1,051 and 942-960, no slower: its two threads take turns). Not
+where polars runs several threads at once (a Serve replica given more CPUs): they would contend
+for the one arena."""
 
 if _IN_RAY_WORKER and "polars" not in _sys.modules:
     # Before polars is imported: it reads $_RJEM_MALLOC_CONF then, appending it to its own
     # defaults (the later setting wins). A worker inherits the driver's value, polars' defaults.
-    _conf = _os.environ.get("TRUSTBATCH_WORKER_MALLOC_CONF", WORKER_MALLOC_CONF)
+    _conf = _os.environ.get("TRUSTBATCH_WORKER_MALLOC_CONF")
+    if _conf is None:
+        _one_thread = _os.environ.get("POLARS_MAX_THREADS") == "1"
+        _conf = ",".join([WORKER_ONE_ARENA, WORKER_MALLOC_CONF] if _one_thread else [WORKER_MALLOC_CONF])
     if _conf:
         _os.environ["_RJEM_MALLOC_CONF"] = ",".join(filter(None, [_os.environ.get("_RJEM_MALLOC_CONF"), _conf]))
 

@@ -116,8 +116,9 @@ def cells_of(
     named = rows.select([c for c in keys if c not in coded]).gather(at)
     columns = [(codes[c].gather(at) if c in coded else named[c]) for c in keys]
     counted = pl.DataFrame([groups["__g"], *columns, groups["n"].cast(pl.Int64)])
-    # Columns: __g (the cell's key, for summing partials), the labelled keys (region_group where
-    # __rg was), n, score_band.
+    # Columns: __g (the cell's key: local to the partition, whose constant columns it leaves
+    # out; never compared across partitions), the labelled keys (region_group where __rg was),
+    # n, score_band.
     order = [("region_group" if c == "__rg" else c) for c in counted.columns if c != "__band"] + ["score_band"]
     return counted.with_columns(
         region_group_label(pl.col("__rg")).alias("region_group"), band_label(pl.col("__band")).alias("score_band")

@@ -290,7 +290,8 @@ def map_reduce(
     ``pass_bucket``: call ``fn(rows..., bucket, *args)`` instead (the bucket's number).
 
     ``pass_constants``: also pass ``constants=``, per table the columns that hold one value in
-    all the partition's rows (:func:`constant_columns` of the files it reads).
+    all the partition's rows (:func:`constant_columns` of the files a range reads; of the whole
+    table for a hash bucket, which gets rows of every file).
 
     ``specs``: one table or several read side by side (every table split by the same hash of
     content_id, so a bucket gets the same ids from each). Partials are yielded one at a time
@@ -359,7 +360,7 @@ def _local(
     if plan is not None:
         parts: Iterator[Any] = (_range_task(specs, plan, r, call) for r in range(plan.n))
     else:
-        constants = _whole_table_constants(specs)
+        constants = _whole_table_constants(specs) if call.constants else ()
         parts = (
             _reduce(
                 call,

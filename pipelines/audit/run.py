@@ -237,7 +237,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     # Partials are merged in a tree (fold actors on Ray, then the driver folds at most FAN_IN).
     # With ``combine``, map_reduce yields one partial: the root of the tree, folded here.
     # The root leaves its quantile summaries unmerged: they are merged below, while the
-    # estimators (which need only the cells and the labels) run on the cluster.
+    # estimators (which need only the population counts and the labels) run on the cluster.
     (merged,) = map_reduce(
         spec, audit_bucket, (args,), use_ray=config.use_ray, buckets=config.buckets, pass_constants=True,
         combine=fold, root=functools.partial(fold, merge=False),
@@ -254,7 +254,7 @@ def compute(config: AuditConfig, *, statements: bool = True, statements_dir: str
     )
     markets, groups = _selected(config, by_market["market"].unique().to_list())
     keys = ["region", "region_kind", *dims]
-    # The estimators need only the cells and the labels: started now (on the cluster's idle
+    # The estimators need only the population counts and the labels: started now (on the cluster's idle
     # workers after a pass on Ray), they run while this process builds the rest of the report.
     region_pop, region_units = _estimate_inputs(by_market, labelled, keys, groups)
     language_pop, language_units, language_sizes = _language_inputs(by_language, labelled)

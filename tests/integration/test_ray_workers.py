@@ -73,6 +73,18 @@ def test_worker_runs_one_polars_thread_and_keeps_its_pages_between_tasks() -> No
     assert second < first / 3, out  # the second allocation reused the pages the first freed
 
 
+def test_one_allocator_arena_only_where_polars_runs_one_thread() -> None:
+    """A task's worker (one polars thread) shares one jemalloc arena between its threads; a
+    worker whose polars runs several threads at once keeps jemalloc's arenas per thread."""
+    from pipelines import WORKER_MALLOC_CONF, WORKER_ONE_ARENA
+
+    one = _run_in_fresh_worker({"TRUSTBATCH_TEST_WORKER": "one-arena"})
+    assert one["threads"] == 1 and WORKER_ONE_ARENA in str(one["conf"]).split(",")
+    two = _run_in_fresh_worker({"TRUSTBATCH_TEST_WORKER": "two-threads", "POLARS_MAX_THREADS": "2"})
+    assert two["threads"] == 2 and str(two["conf"]).endswith(WORKER_MALLOC_CONF)
+    assert WORKER_ONE_ARENA not in str(two["conf"]).split(","), two
+
+
 def test_empty_setting_leaves_polars_allocator_as_it_is() -> None:
     from pipelines import WORKER_MALLOC_CONF
 

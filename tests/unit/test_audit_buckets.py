@@ -89,7 +89,7 @@ def test_pinning_by_binary_search_equals_the_history_walk(tmp_path: object) -> N
 
 
 def test_folding_many_bucket_partials_equals_one_bucket() -> None:
-    """More partials than the driver keeps unmerged (16): counts, quantiles and items are unchanged."""
+    """Many partials folded (23 buckets): counts, quantiles and items are unchanged."""
     from pipelines.audit.partial import BucketArgs, aggregates, audit_bucket, fold, population_counts
 
     rows = _decisions(n_items=1500)
@@ -301,11 +301,12 @@ def test_columns_known_constant_leave_the_partition_result_unchanged() -> None:
 
     rows = _decisions(n_items=600, seed=11)
     args = BucketArgs(
-        before=T0 + timedelta(days=10), start=None, dims=("policy_id",), groups=("EU", "GLOBAL"),
+        before=T0 + timedelta(days=10), start=None, dims=("policy_id", "content_type"), groups=("EU", "GLOBAL"),
         unit_ids=pl.Series("__i", [], dtype=pl.UInt64), letter_ids=pl.Series("content_id", [], dtype=pl.String),
     )  # fmt: skip
     one_value = frozenset(c for c in rows.columns if rows[c].dtype == pl.String and rows[c].n_unique() == 1)
-    assert {"run_id", "model_name", "source"} <= one_value and "model_version" not in one_value
+    # content_type (a breakdown here) among them: a breakdown's column may be left out too.
+    assert {"run_id", "model_name", "source", "content_type"} <= one_value and "model_version" not in one_value
     plain, told = audit_bucket(rows, args), audit_bucket(rows, args, constants=(one_value,))
     for name in ("counts", "lineage", "items", "populations", "language_populations"):
         a, b = getattr(plain, name)[0], getattr(told, name)[0]

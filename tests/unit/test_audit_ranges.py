@@ -209,20 +209,24 @@ def test_constant_columns_come_from_exact_statistics_and_agree_across_files(tmp_
     assert constant_columns(pinned, range(3)) == frozenset()
 
 
+@pytest.mark.parametrize("runs", ["per append", "one"])
 @pytest.mark.parametrize("clustered", [True, False])
 @pytest.mark.parametrize("buckets", [1, 3, 5])
 def test_a_partition_is_told_only_of_columns_constant_in_its_rows(
-    tmp_path: Path, clustered: bool, buckets: int
+    tmp_path: Path, clustered: bool, buckets: int, runs: str
 ) -> None:
+    """Ranges get the columns constant in the files they read, hash buckets (and the one local
+    partition) those constant in the whole table: never one that varies in their rows."""
     # Six appends of ids in order (or shuffled), ``run`` one value per append, the same for two
-    # appends in a row; a small tail over every id.
+    # appends in a row (or one value for all); a small tail over every id.
     rng = np.random.default_rng(5)
     uri = str(tmp_path / "t")
     ids = np.array([f"i{n:06d}" for n in range(6000)])
     if not clustered:
         rng.shuffle(ids)
+    run = (lambda k: f"r{k // 2}") if runs == "per append" else (lambda k: "r2")
     for k, part in enumerate(np.array_split(ids, 6)):
-        write_deltalake(uri, pl.DataFrame({"content_id": part, "run": f"r{k // 2}"}).to_arrow(), mode="append")
+        write_deltalake(uri, pl.DataFrame({"content_id": part, "run": run(k)}).to_arrow(), mode="append")
     write_deltalake(uri, pl.DataFrame({"content_id": rng.choice(ids, 40), "run": "r2"}).to_arrow(), mode="append")
     pinned = pinned_files(uri, DeltaTable(uri).version())
     spec = ReadSpec(pinned, {"content_id": pl.String(), "run": pl.String()})
@@ -234,7 +238,10 @@ def test_a_partition_is_told_only_of_columns_constant_in_its_rows(
     assert sum(n for n, _, _ in parts) == pinned.total_rows
     for _, one_value, constants in parts:
         assert constants <= {"run"} and ("run" not in constants or one_value)
-    # Clustered in 2 ranges and more, some range reads only appends of one run.
-    assert any(constants == {"run"} for _, _, constants in parts) == (
-        clustered and buckets > 1 and pinned.constants != ()
-    )
+    told = [constants == {"run"} for _, _, constants in parts]
+    if runs == "one":
+        assert all(told)  # the whole table holds one value: every partition is told
+    else:
+        # Clustered, in ranges, some range reads only appends of one run; a hash bucket (or the
+        # one partition) gets rows of every file.
+        assert any(told) == (clustered and buckets > 1)
