@@ -90,7 +90,7 @@ def pinned_files(uri: str, version: int) -> PinnedFiles:
     counts = [int(n) if isinstance(n, int) else 0 for n in column("num_records")]
     lows, highs, nulls = column("min.content_id"), column("max.content_id"), column("null_count.content_id")
     last = dict(zip(paths, column("max.decided_at"), strict=True)) if "max.decided_at" in names else {}
-    constants = _constants(actions, names, paths)
+    constants = _constants(column, names, paths)
     stats = {
         p: FileRange(_id(lo), _id(hi), n, bool(z))
         for p, n, lo, hi, z in zip(paths, counts, lows, highs, nulls, strict=True)
@@ -126,21 +126,21 @@ at 64 characters, Spark's data skipping at 32), and a truncated minimum may equa
 maximum of different values."""
 
 
-def _constants(actions: Any, names: set[str], paths: list[str]) -> dict[str, frozenset[tuple[str, str]]]:
-    """Per path, the string columns whose statistics say every row holds one value: minimum equal
-    to maximum (exact: shorter than :data:`EXACT_STAT_BYTES`) and no null."""
+def _constants(
+    column: Callable[[str], list[object]], names: set[str], paths: list[str]
+) -> dict[str, frozenset[tuple[str, str]]]:
+    """Per path, the string columns whose statistics (``column``: one column of the log's add
+    actions) say every row holds one value: minimum equal to maximum (exact: shorter than
+    :data:`EXACT_STAT_BYTES`) and no null."""
     out: dict[str, set[tuple[str, str]]] = {p: set() for p in paths}
     for name in names:
-        if not name.startswith("min."):
+        col = name.removeprefix("min.")
+        if col == name or f"max.{col}" not in names or f"null_count.{col}" not in names:
             continue
-        col = name[4:]
-        if f"max.{col}" not in names or f"null_count.{col}" not in names:
-            continue
-        lows = actions.column(name).to_pylist()
+        lows = column(name)
         if not any(isinstance(v, str) for v in lows):
             continue
-        highs, nulls = actions.column(f"max.{col}").to_pylist(), actions.column(f"null_count.{col}").to_pylist()
-        for p, lo, hi, z in zip(paths, lows, highs, nulls, strict=True):
+        for p, lo, hi, z in zip(paths, lows, column(f"max.{col}"), column(f"null_count.{col}"), strict=True):
             if isinstance(lo, str) and lo == hi and z == 0 and len(lo.encode()) < EXACT_STAT_BYTES:
                 out[p].add((col, lo))
     return {p: frozenset(v) for p, v in out.items()}
@@ -360,7 +360,7 @@ def _local(
     if plan is not None:
         parts: Iterator[Any] = (_range_task(specs, plan, r, call) for r in range(plan.n))
     else:
-        constants = _whole_table_constants(specs) if call.constants else ()
+        constants = _whole_table_constants(specs)
         parts = (
             _reduce(
                 call,
@@ -395,8 +395,7 @@ def _pieces(pinned: PinnedFiles, range_rows: int) -> list[tuple[FileRange, ...]]
 def _range_task(specs: tuple[ReadSpec, ...], plan: RangePlan, r: int, call: Call) -> Any:
     """One range: read its rows from the files that meet it, then ``call`` them."""
     tables = [read_some(s, plan.reads[k][r], _range_where(s, plan, r, plan.reads[k][r])) for k, s in enumerate(specs)]
-    constants = [constant_columns(s.pinned, plan.reads[k][r]) for k, s in enumerate(specs)] if call.constants else []
-    return call(tables, r, constants)
+    return call(tables, r, [constant_columns(s.pinned, plan.reads[k][r]) for k, s in enumerate(specs)])
 
 
 def _range_where(spec: ReadSpec, plan: RangePlan, r: int, files: Sequence[int]) -> pl.Expr | None:
@@ -454,7 +453,7 @@ def _on_ray(specs: tuple[ReadSpec, ...], call: Call, n: int) -> list[Any]:
             maps = [[m] for m in maps]
         per_table.append(maps)
     ref_call = ray.put(call)
-    constants = _whole_table_constants(specs) if call.constants else ()
+    constants = _whole_table_constants(specs)
     sizes = tuple(len(maps) for maps in per_table)
     reduces = [
         reduce.remote(ref_call, b, constants, sizes, *[m[b] for maps in per_table for m in maps]) for b in range(n)
